@@ -1,0 +1,191 @@
+"""The `dmas` command: thin argument parsing over the same functions `jobs/` and `serve/` call.
+
+Every command prints a JSON result on stdout. Errors print one line on stderr and exit 2
+(`DmasError`: bad input, invalid settings, store problems) — mapped here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from dmas.config import Settings, load_settings
+from dmas.errors import DmasError
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config, **({"store_uri": args.store} if args.store else {}))
+        result = args.handler(args, settings)
+    except DmasError as exc:
+        print(f"dmas: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmas", description="Deterministic Multimodal Analytics Stack on Ray.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_synth(commands)
+    _add_ingest(commands)
+    _add_store(commands)
+    _add_forget(commands)
+    _add_demo(commands)
+    return parser
+
+
+def _command(commands, name: str, help: str, handler: Callable) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=help, description=help)
+    sub.set_defaults(handler=handler)
+    sub.add_argument("--store", help="store folder or URI (overrides DMAS_STORE_URI and the config file)")
+    sub.add_argument("--config", help="YAML settings file (default: $DMAS_CONFIG)")
+    sub.add_argument("--quiet", action="store_true", help="log warnings only")
+    return sub
+
+
+def _add_synth(commands) -> None:
+    sub = _command(commands, "synth", "write deterministic synthetic entities, events, interactions and media",
+                   _run_synth)
+    sub.add_argument("--out", required=True, help="output folder")
+    sub.add_argument("--entities", type=int, default=300, help="number of entities (default 300)")
+    sub.add_argument("--seed", type=int, help="random seed (default: settings seed)")
+
+
+def _run_synth(args, settings: Settings) -> dict:
+    from dmas.synth import generate
+
+    seed = settings.seed if args.seed is None else args.seed
+    return _as_dict(generate(args.out, n_entities=args.entities, seed=seed))
+
+
+def _add_ingest(commands) -> None:
+    ingest = commands.add_parser("ingest", help="validate files and commit them to the store",
+                                 description="Validate every row and commit the good ones in one atomic commit.")
+    kinds = ingest.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind in ("entities", "events", "interactions"):
+        sub = _command(kinds, kind, f"ingest a file of {kind} (csv tsv json jsonl parquet arrow hdf5 xlsx)",
+                       _run_ingest_table)
+        sub.add_argument("file")
+        sub.add_argument("--strict", action="store_true", help="reject the whole file on the first bad row")
+    sub = _command(kinds, "artifacts", "ingest the media files an artifacts manifest lists", _run_ingest_manifest)
+    sub.add_argument("manifest", help="table file with columns path, artifact_type, entity_id, timestamp, metadata")
+    sub.add_argument("--strict", action="store_true", help="reject the whole manifest on the first bad row")
+    sub = _command(kinds, "artifact", "ingest one media file", _run_ingest_artifact)
+    sub.add_argument("file")
+    sub.add_argument("--type", dest="artifact_type", choices=("image", "audio", "video"),
+                     help="expected type (checked against the content)")
+    sub.add_argument("--entity-id")
+    sub.add_argument("--timestamp", help="ISO-8601 time")
+    sub.add_argument("--metadata", help="JSON object")
+
+
+def _run_ingest_table(args, settings: Settings) -> dict:
+    from dmas.ingest.tabular import ingest_table
+    from dmas.store import Store
+
+    return ingest_table(Store(settings.store_uri), args.kind, args.file, strict=args.strict, limits=settings.limits)
+
+
+def _run_ingest_manifest(args, settings: Settings) -> dict:
+    from dmas.ingest.artifacts import ingest_artifact_manifest
+    from dmas.store import Store
+
+    return ingest_artifact_manifest(Store(settings.store_uri), args.manifest, strict=args.strict,
+                                    limits=settings.limits)
+
+
+def _run_ingest_artifact(args, settings: Settings) -> dict:
+    from dmas.ingest.artifacts import ingest_artifact
+    from dmas.store import Store
+
+    return ingest_artifact(Store(settings.store_uri), args.file, artifact_type=args.artifact_type,
+                           entity_id=args.entity_id, timestamp=args.timestamp, metadata=args.metadata,
+                           limits=settings.limits)
+
+
+def _add_store(commands) -> None:
+    store = commands.add_parser("store", help="inspect the store: versions, history, lineage, export",
+                                description="Inspect the versioned store.")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(actions, "snapshot", "current version of every table (the data manifest a run pins)", _run_snapshot)
+    sub = _command(actions, "history", "commits of a table, newest first", _run_history)
+    sub.add_argument("table")
+    sub = _command(actions, "lineage", "source files (by sha256) committed to a table up to a version", _run_lineage)
+    sub.add_argument("table")
+    sub.add_argument("--version", type=int)
+    sub = _command(actions, "export", "write a table (any version) to a Parquet file", _run_export)
+    sub.add_argument("table")
+    sub.add_argument("out", help="destination .parquet file")
+    sub.add_argument("--version", type=int, help="table version (default: latest)")
+
+
+def _store(settings: Settings):
+    from dmas.store import Store
+
+    return Store(settings.store_uri)
+
+
+def _run_snapshot(args, settings: Settings) -> dict:
+    return _store(settings).snapshot()
+
+
+def _run_history(args, settings: Settings) -> list:
+    return _store(settings).table(args.table).history()
+
+
+def _run_lineage(args, settings: Settings) -> list:
+    return _store(settings).lineage(args.table, args.version)
+
+
+def _run_export(args, settings: Settings) -> dict:
+    table = _store(settings).table(args.table)
+    version = table.version() if args.version is None else args.version
+    rows = table.export_parquet(args.out, version)
+    return {"table": args.table, "version": version, "rows": rows, "out": args.out}
+
+
+def _add_forget(commands) -> None:
+    sub = _command(commands, "forget",
+                   "remove an entity from every table (right to be forgotten), with an audit record", _run_forget)
+    sub.add_argument("entity_id")
+    sub.add_argument("--purge", action="store_true",
+                     help="also delete old versions' data files, so time travel cannot read the entity any more")
+
+
+def _run_forget(args, settings: Settings) -> dict:
+    from dmas.store.forget import forget_entity
+
+    return forget_entity(_store(settings), args.entity_id, purge_old_versions=args.purge)
+
+
+def _add_demo(commands) -> None:
+    sub = _command(commands, "demo", "run the main job end to end on synthetic data and print what it did", _run_demo)
+    sub.add_argument("--workdir", default="dmas_demo", help="folder for the synthetic input files (default dmas_demo)")
+    sub.add_argument("--entities", type=int, default=300)
+
+
+def _run_demo(args, settings: Settings) -> dict:
+    from dmas.demo import run_end_to_end
+
+    return run_end_to_end(settings, workdir=args.workdir, n_entities=args.entities,
+                          say=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def _as_dict(result) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(result) if is_dataclass(result) else dict(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

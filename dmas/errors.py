@@ -1,0 +1,62 @@
+"""Error types with messages a user can act on.
+
+The CLI maps every `DmasError` to exit code 2 with its message, and the HTTP layer maps the same
+types to status codes, each in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+class DmasError(Exception):
+    """Base class of every error dmas raises on purpose."""
+
+
+class ConfigError(DmasError):
+    """A setting is invalid; the message names the field."""
+
+
+class StoreError(DmasError):
+    """The store cannot do what was asked (unknown table, missing version, conflicting commit)."""
+
+
+class UnreadableFileError(DmasError):
+    """A whole input file cannot be parsed; nothing was written."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: cannot be read: {reason}")
+        self.file = file
+        self.reason = reason
+
+
+class LimitExceededError(DmasError):
+    """An input is larger than a configured limit (upload size, image pixels, ...)."""
+
+
+class UnsafePathError(DmasError):
+    """A user-supplied path would leave its base folder."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad input row, numbered as the user sees it in the source file."""
+
+    row: int
+    field: str | None
+    error: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class IngestError(DmasError):
+    """A row was rejected in strict mode; names the file, row, field and value."""
+
+    def __init__(self, file: str, row_error: RowError):
+        where = f"{file}, row {row_error.row}"
+        if row_error.field:
+            where += f", field '{row_error.field}'"
+        super().__init__(f"{where}: {row_error.error}")
+        self.file = file
+        self.row_error = row_error

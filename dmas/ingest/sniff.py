@@ -1,0 +1,60 @@
+"""Media type from content (magic bytes), never from the file name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARTIFACT_TYPES = ("image", "audio", "video")
+
+_MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+
+
+@dataclass(frozen=True)
+class MediaKind:
+    artifact_type: str  # image | audio | video
+    media_format: str  # png, jpeg, wav, mp4, ...
+
+
+def sniff_media(head: bytes) -> MediaKind | None:
+    """The media kind of a file from its first bytes (4 KiB is plenty), or None if unrecognised."""
+    for test, kind in _SIGNATURES:
+        if test(head):
+            return kind
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return MediaKind("audio", "m4a") if brand in _MP4_AUDIO_BRANDS else MediaKind("video", "mp4")
+    if head.startswith(b"OggS"):
+        is_video = b"\x80theora" in head[:512]
+        return MediaKind("video", "ogv") if is_video else MediaKind("audio", "ogg")
+    if _is_mpeg_audio_frame(head):
+        return MediaKind("audio", "mp3")
+    return None
+
+
+def _riff(form: bytes):
+    return lambda head: head[:4] == b"RIFF" and head[8:12] == form
+
+
+def _is_mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: 11 sync bits, a valid version, layer and bitrate index."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0b11, (head[1] >> 1) & 0b11
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0b11
+    return version != 0b01 and layer != 0 and bitrate not in (0, 0b1111) and rate != 0b11
+
+
+_SIGNATURES = (
+    (lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"), MediaKind("image", "png")),
+    (lambda h: h.startswith(b"\xff\xd8\xff"), MediaKind("image", "jpeg")),
+    (lambda h: h[:6] in (b"GIF87a", b"GIF89a"), MediaKind("image", "gif")),
+    (lambda h: h.startswith(b"BM") and len(h) >= 26, MediaKind("image", "bmp")),
+    (lambda h: h[:4] in (b"II*\x00", b"MM\x00*"), MediaKind("image", "tiff")),
+    (_riff(b"WEBP"), MediaKind("image", "webp")),
+    (_riff(b"WAVE"), MediaKind("audio", "wav")),
+    (lambda h: h.startswith(b"fLaC"), MediaKind("audio", "flac")),
+    (lambda h: h.startswith(b"ID3"), MediaKind("audio", "mp3")),
+    (_riff(b"AVI "), MediaKind("video", "avi")),
+    (lambda h: h.startswith(b"\x1a\x45\xdf\xa3"), MediaKind("video", "matroska")),
+    (lambda h: h.startswith(b"FLV\x01"), MediaKind("video", "flv")),
+)

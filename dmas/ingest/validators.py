@@ -1,0 +1,150 @@
+"""Row validation per table kind: a chunk as read from a file in, stored-schema rows and errors out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from dmas.errors import RowError, UnreadableFileError
+from dmas.ingest.fields import (
+    ChunkChecks,
+    canonical_json_object,
+    parse_floats,
+    parse_timestamps,
+    require_known,
+    require_text,
+    scalar_from_text,
+    shown,
+)
+from dmas.ingest.readers import Chunk
+from dmas.store.schemas import ENTITIES, EVENTS, INTERACTIONS, TableSpec
+
+
+@dataclass(frozen=True)
+class ValidatedChunk:
+    """The good rows in the stored schema, their source row numbers, and the row errors."""
+
+    table: pa.Table
+    rows: np.ndarray
+    errors: list[RowError]
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """The columns a source file of one kind must have, may have, and how rows are checked."""
+
+    spec: TableSpec
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    extra_columns_allowed: bool
+    parse: Callable[[ChunkChecks, pd.DataFrame, pa.Array | None], dict[str, pd.Series]]
+
+    def check_columns(self, file: str, columns: list[str]) -> None:
+        """Fail the whole file (before anything is written) when its columns do not fit."""
+        missing = [name for name in self.required if name not in columns]
+        if missing:
+            raise UnreadableFileError(file, f"missing required column(s) {missing}; found {columns}")
+        unexpected = [name for name in columns if name not in self.required + self.optional]
+        if unexpected and not self.extra_columns_allowed:
+            raise UnreadableFileError(
+                file, f"unexpected column(s) {unexpected}; {self.spec.name} files have "
+                      f"{list(self.required + self.optional)}")
+
+    def validate(self, chunk: Chunk, known_ids: pa.Array | None) -> ValidatedChunk:
+        checks = ChunkChecks(chunk.rows)
+        columns = self.parse(checks, chunk.frame, known_ids)
+        keep = ~checks.bad
+        arrays = [_to_arrow(columns[field.name][keep], field.type) for field in self.spec.schema]
+        table = pa.Table.from_arrays(arrays, schema=self.spec.schema)
+        return ValidatedChunk(table, chunk.rows[keep], checks.sorted_errors())
+
+
+def _to_arrow(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_string(arrow_type):
+        return pa.array(values.to_numpy(dtype=object), type=arrow_type)
+    return pa.Array.from_pandas(values, type=arrow_type)
+
+
+def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array | None) -> dict[str, pd.Series]:
+    entity_id = require_text(checks, frame, "entity_id")
+    raw = frame["attributes"].to_numpy(dtype=object) if "attributes" in frame.columns else None
+    extra = {name: frame[name].to_numpy(dtype=object) for name in frame.columns
+             if name not in ("entity_id", "attributes")}
+    attributes = np.full(len(frame), "{}", dtype=object)
+    failures: dict[int, str] = {}
+    for position in np.flatnonzero(~checks.bad):
+        try:
+            attributes[position] = _entity_attributes(
+                None if raw is None else raw[position], {name: cells[position] for name, cells in extra.items()})
+        except ValueError as exc:
+            failures[position] = str(exc)
+    failed = np.isin(np.arange(len(frame)), list(failures))
+    checks.reject(failed, "attributes", lambda i: failures[i])
+    return {"entity_id": entity_id, "attributes": pd.Series(attributes, index=frame.index)}
+
+
+def _is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "") or (
+        not isinstance(value, (str, dict, list)) and bool(pd.isna(value)))
+
+
+def _entity_attributes(raw: object, extra: dict[str, object]) -> str:
+    """The attributes JSON object, merged with any extra columns (a 'wide' file: one column per attribute)."""
+    attributes = {} if _is_blank(raw) else _decoded_object(raw)
+    for name, value in extra.items():
+        if _is_blank(value):
+            continue
+        if name in attributes:
+            raise ValueError(f"attribute '{name}' is given both as a column and inside 'attributes'")
+        attributes[name] = scalar_from_text(value)
+    return canonical_json_object(attributes)
+
+
+def _decoded_object(raw: object) -> dict:
+    """A JSON object from text or an already-decoded dict; ValueError saying what is wrong."""
+    try:
+        return json.loads(canonical_json_object(raw))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos}): {shown(raw)}") from None
+    except ValueError as exc:
+        raise ValueError(f"{exc}: {shown(raw)}") from None
+
+
+def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pd.Series]:
+    columns = {
+        "entity_id": require_text(checks, frame, "entity_id"),
+        "timestamp": parse_timestamps(checks, frame, "timestamp"),
+        "event_type": require_text(checks, frame, "event_type"),
+        "event_value": parse_floats(checks, frame, "event_value"),
+    }
+    require_known(checks, columns["entity_id"], "entity_id", known)
+    return columns
+
+
+def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pd.Series]:
+    value = (parse_floats(checks, frame, "interaction_value", default=1.0) if "interaction_value" in frame.columns
+             else pd.Series(1.0, index=frame.index))
+    columns = {
+        "src_entity_id": require_text(checks, frame, "src_entity_id"),
+        "dst_entity_id": require_text(checks, frame, "dst_entity_id"),
+        "interaction_type": require_text(checks, frame, "interaction_type"),
+        "interaction_value": value,
+        "timestamp": parse_timestamps(checks, frame, "timestamp"),
+    }
+    require_known(checks, columns["src_entity_id"], "src_entity_id", known)
+    require_known(checks, columns["dst_entity_id"], "dst_entity_id", known)
+    return columns
+
+
+LAYOUTS: dict[str, TableLayout] = {
+    "entities": TableLayout(ENTITIES, ("entity_id",), ("attributes",), True, _parse_entities),
+    "events": TableLayout(EVENTS, ("entity_id", "timestamp", "event_type", "event_value"), (), False, _parse_events),
+    "interactions": TableLayout(
+        INTERACTIONS, ("src_entity_id", "dst_entity_id", "interaction_type", "timestamp"), ("interaction_value",),
+        False, _parse_interactions),
+}

@@ -1,0 +1,84 @@
+"""The stored tables: their Arrow schemas and the columns that identify a row.
+
+Events and interactions are keyed by their whole content, so a retried upload never duplicates
+rows; entities by `entity_id` (re-ingesting updates); artifacts by `artifact_id`, itself derived
+from content (blob sha256, entity, time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's schema, its key columns and the columns a re-ingest may update."""
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    updatable: tuple[str, ...] = ()
+    entity_columns: tuple[str, ...] = ()
+
+
+ENTITIES = TableSpec(
+    name="entities",
+    schema=pa.schema([
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("attributes", pa.string(), nullable=False),  # canonical JSON object
+    ]),
+    key=("entity_id",),
+    updatable=("attributes",),
+    entity_columns=("entity_id",),
+)
+
+EVENTS = TableSpec(
+    name="events",
+    schema=pa.schema([
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("timestamp", TIMESTAMP, nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("event_value", pa.float64(), nullable=False),
+    ]),
+    key=("entity_id", "timestamp", "event_type", "event_value"),
+    entity_columns=("entity_id",),
+)
+
+INTERACTIONS = TableSpec(
+    name="interactions",
+    schema=pa.schema([
+        pa.field("src_entity_id", pa.string(), nullable=False),
+        pa.field("dst_entity_id", pa.string(), nullable=False),
+        pa.field("interaction_type", pa.string(), nullable=False),
+        pa.field("interaction_value", pa.float64(), nullable=False),
+        pa.field("timestamp", TIMESTAMP, nullable=False),
+    ]),
+    key=("src_entity_id", "dst_entity_id", "interaction_type", "interaction_value", "timestamp"),
+    entity_columns=("src_entity_id", "dst_entity_id"),
+)
+
+ARTIFACTS = TableSpec(
+    name="artifacts",
+    schema=pa.schema([
+        pa.field("artifact_id", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("artifact_type", pa.string(), nullable=False),  # image | audio | video
+        pa.field("media_format", pa.string(), nullable=False),  # png, jpeg, wav, mp4, ... (sniffed)
+        pa.field("entity_id", pa.string(), nullable=True),
+        pa.field("timestamp", TIMESTAMP, nullable=True),
+        pa.field("metadata", pa.string(), nullable=True),  # canonical JSON object
+        pa.field("size_bytes", pa.int64(), nullable=False),
+        pa.field("source_name", pa.string(), nullable=True),  # file name as uploaded, for people
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=True),
+    ]),
+    key=("artifact_id",),
+    updatable=("metadata", "source_name"),
+    entity_columns=("entity_id",),
+)
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (ENTITIES, EVENTS, INTERACTIONS, ARTIFACTS)}

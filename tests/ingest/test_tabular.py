@@ -1,0 +1,175 @@
+"""Table ingestion: every bad-input class reports the exact row and field, and the store is unchanged."""
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dmas.config import LimitSettings
+from dmas.errors import IngestError, UnreadableFileError
+from dmas.ingest.tabular import ingest_table
+
+ENTITIES = 'entity_id,attributes\ne1,"{""x"": 1}"\ne2,"{""x"": 2}"\n'
+
+
+@pytest.fixture
+def with_entities(store, write):
+    ingest_table(store, "entities", write("entities.csv", ENTITIES))
+    return store
+
+
+def _errors(report):
+    return [(e["row"], e["field"]) for e in report["errors"]]
+
+
+def test_good_file_lands_in_one_commit(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               "e1,2024-01-01T00:00:00Z,login,1\ne2,2024-01-02T00:00:00Z,buy,2.5\n")
+    report = ingest_table(with_entities, "events", path)
+    assert (report["total_rows"], report["success_rows"], report["failed_rows"]) == (2, 2, 0)
+    assert report["version"] == 1 and with_entities.snapshot()["events"] == 1
+
+
+@pytest.mark.parametrize(("line", "field", "message"), [
+    (",2024-01-01T00:00:00Z,login,1", "entity_id", "missing required field 'entity_id'"),
+    ("e1,,login,1", "timestamp", "missing required field 'timestamp'"),
+    ("e1,last tuesday,login,1", "timestamp", "not an ISO-8601 timestamp: 'last tuesday'"),
+    ("e1,2024-01-01T00:00:00Z,,1", "event_type", "missing required field 'event_type'"),
+    ("e1,2024-01-01T00:00:00Z,login,lots", "event_value", "not a finite number: 'lots'"),
+    ("e1,2024-01-01T00:00:00Z,login,inf", "event_value", "not a finite number: 'inf'"),
+    ("e1,2024-01-01T00:00:00Z,login,", "event_value", "missing required field 'event_value'"),
+    ("ghost,2024-01-01T00:00:00Z,login,1", "entity_id", "unknown entity 'ghost'"),
+])
+def test_each_bad_event_names_row_field_and_value(with_entities, write, line, field, message):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               f"e1,2024-01-01T00:00:00Z,login,7\n{line}\ne2,2024-01-01T00:00:00Z,login,1\n")
+    report = ingest_table(with_entities, "events", path)
+    assert report["failed_rows"] == 1 and report["success_rows"] == 2
+    assert report["errors"][0]["row"] == 3 and report["errors"][0]["field"] == field
+    assert message in report["errors"][0]["error"]
+
+
+def test_timestamps_are_stored_in_utc_honouring_offsets(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               "e1,2024-03-01T12:00:00+02:00,a,1\ne1,2024-03-01T12:00:00,b,1\n")
+    ingest_table(with_entities, "events", path)
+    stamps = with_entities.table("events").read().column("timestamp").to_pylist()
+    assert sorted(t.isoformat() for t in stamps) == ["2024-03-01T10:00:00+00:00", "2024-03-01T12:00:00+00:00"]
+
+
+def test_same_instant_in_two_time_zones_is_a_duplicate(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               "e1,2024-03-01T12:00:00+02:00,a,1\ne1,2024-03-01T10:00:00Z,a,1\n")
+    report = ingest_table(with_entities, "events", path)
+    assert report["errors"] == [{"row": 3, "field": "entity_id, timestamp, event_type, event_value",
+                                 "error": "duplicate of row 2 in this file"}]
+
+
+def test_reingesting_the_same_events_is_idempotent(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\ne1,2024-01-01T00:00:00Z,a,1\n")
+    first = ingest_table(with_entities, "events", path)
+    again = ingest_table(with_entities, "events", path)
+    assert (first["inserted_rows"], again["inserted_rows"], again["unchanged_rows"]) == (1, 0, 1)
+    assert again["version"] == first["version"]
+    assert with_entities.table("events").read().num_rows == 1
+
+
+def test_reingesting_an_entity_updates_it_in_a_new_version(with_entities, write):
+    report = ingest_table(with_entities, "entities", write("e.csv", 'entity_id,attributes\ne1,"{""x"": 9}"\n'))
+    assert (report["updated_rows"], report["version"]) == (1, 2)
+    def attributes_of_e1(version=None):
+        rows = with_entities.table("entities").read(version=version).to_pylist()
+        return json.loads(next(r["attributes"] for r in rows if r["entity_id"] == "e1"))
+
+    assert attributes_of_e1() == {"x": 9}
+    assert attributes_of_e1(version=1) == {"x": 1}
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ('"{""x"": 1"', "not valid JSON"),
+    ('"[1, 2]"', "expected a JSON object, got list"),
+    ('"{""x"": NaN}"', "NaN is not valid JSON"),
+])
+def test_bad_attributes_are_rejected_per_row(store, write, cell, message):
+    report = ingest_table(store, "entities", write("e.csv", f'entity_id,attributes\nok,{{}}\nbad,{cell}\n'))
+    assert _errors(report) == [(3, "attributes")]
+    assert message in report["errors"][0]["error"]
+    assert store.table("entities").read().column("entity_id").to_pylist() == ["ok"]
+
+
+def test_duplicate_entity_in_one_file_names_the_first_row(store, write):
+    report = ingest_table(store, "entities", write("e.csv", "entity_id,attributes\na,{}\nb,{}\na,{}\n"))
+    assert report["errors"] == [{"row": 4, "field": "entity_id", "error": "duplicate of row 2 in this file"}]
+
+
+def test_wide_entity_file_turns_columns_into_attributes(store, write):
+    ingest_table(store, "entities", write("e.csv", "entity_id,age,city,score\na,41,Oslo,0.5\nb,,Rome,\n"))
+    rows = {r["entity_id"]: json.loads(r["attributes"]) for r in store.table("entities").read().to_pylist()}
+    assert rows == {"a": {"age": 41, "city": "Oslo", "score": 0.5}, "b": {"city": "Rome"}}
+
+
+def test_interactions_check_both_ends_and_default_value(with_entities, write):
+    path = write("i.csv", "src_entity_id,dst_entity_id,interaction_type,timestamp\n"
+                          "e1,e2,msg,2024-01-01T00:00:00Z\ne1,nobody,msg,2024-01-01T00:00:00Z\n")
+    report = ingest_table(with_entities, "interactions", path)
+    assert _errors(report) == [(3, "dst_entity_id")]
+    assert with_entities.table("interactions").read().column("interaction_value").to_pylist() == [1.0]
+
+
+def test_strict_mode_rejects_the_whole_file_and_changes_nothing(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               "e1,2024-01-01T00:00:00Z,a,1\ne1,2024-01-01T00:00:00Z,a,oops\n")
+    before = with_entities.snapshot()
+    with pytest.raises(IngestError, match=r"events.csv, row 3, field 'event_value': not a finite number: 'oops'"):
+        ingest_table(with_entities, "events", path, strict=True)
+    assert with_entities.snapshot() == before
+    assert with_entities.table("events").read().num_rows == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty"),
+    ("entity_id,when,event_type,event_value\ne1,x,a,1\n", "missing required column(s) ['timestamp']"),
+    ("entity_id,timestamp,event_type,event_value,extra\ne1,2024-01-01,a,1,z\n", "unexpected column(s) ['extra']"),
+])
+def test_unusable_file_fails_whole_and_changes_nothing(with_entities, write, text, message):
+    before = with_entities.snapshot()
+    with pytest.raises(UnreadableFileError, match="events.csv") as caught:
+        ingest_table(with_entities, "events", write("events.csv", text))
+    assert message in str(caught.value)
+    assert with_entities.snapshot() == before
+
+
+def test_binary_junk_fails_whole(with_entities, tmp_path):
+    path = tmp_path / "junk.bin"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(UnreadableFileError, match="junk.bin"):
+        ingest_table(with_entities, "events", path)
+
+
+def test_error_list_is_capped_but_every_failure_counted(with_entities, write):
+    lines = "".join(f"e1,2024-01-01T00:00:{i % 60:02d}Z,a,bad{i}\n" for i in range(30))
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n" + lines)
+    report = ingest_table(with_entities, "events", path, limits=LimitSettings(max_reported_errors=5))
+    assert (report["failed_rows"], report["error_count"], len(report["errors"])) == (30, 30, 5)
+    assert report["errors_truncated"] and [e["row"] for e in report["errors"]] == [2, 3, 4, 5, 6]
+
+
+def test_rows_in_later_chunks_keep_their_file_row_numbers(with_entities, write):
+    lines = [f"e1,2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z,a,{i}" for i in range(2500)]
+    lines[2203] = "e1,2024-01-01T00:00:00Z,a,broken"
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n" + "\n".join(lines) + "\n")
+    report = ingest_table(with_entities, "events", path, limits=LimitSettings(ingest_chunk_rows=1000))
+    assert _errors(report) == [(2205, "event_value")]
+    assert report["success_rows"] == 2499
+
+
+def test_columnar_sources_keep_native_types(with_entities, tmp_path):
+    frame = pd.DataFrame({"entity_id": ["e1", "e2"], "event_type": ["a", "b"], "event_value": [1.5, float("nan")],
+                          "timestamp": pd.to_datetime(["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"])})
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    report = ingest_table(with_entities, "events", path)
+    assert _errors(report) == [(2, "event_value")]
+    assert with_entities.table("events").read().column("event_value").to_pylist() == [1.5]
