@@ -10,16 +10,25 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dmas.config import LimitSettings
 from dmas.errors import DmasError, IngestError, LimitExceededError, RowError, UnreadableFileError, UnsafePathError
-from dmas.ingest.fields import ChunkChecks, canonical_json_object, parse_timestamps, require_known, shown
+from dmas.ingest.fields import (
+    ChunkChecks,
+    canonical_json_object,
+    optional_text,
+    parse_timestamps,
+    require_known,
+    shown,
+)
 from dmas.ingest.hashing import file_sha256
 from dmas.ingest.media_check import UnreadableMediaError, check_media
 from dmas.ingest.readers import read_table_file
@@ -46,7 +55,7 @@ class ArtifactRow:
     """The descriptive fields of an artifact, already validated."""
 
     entity_id: str | None = None
-    timestamp: pd.Timestamp | None = None
+    timestamp: datetime | None = None
     metadata: str | None = None  # canonical JSON object
     declared_type: str | None = None
     source_name: str | None = None
@@ -100,9 +109,9 @@ class _Admitter:
         return kind
 
 
-def artifact_id(sha256: str, entity_id: str | None, timestamp: pd.Timestamp | None) -> str:
+def artifact_id(sha256: str, entity_id: str | None, timestamp: datetime | None) -> str:
     """Deterministic id from content, owner and time, so re-ingesting the same row is a no-op."""
-    when = "" if timestamp is None or pd.isna(timestamp) else timestamp.isoformat()
+    when = "" if timestamp is None else timestamp.isoformat()
     return hashlib.sha256(f"{sha256}\x1f{entity_id or ''}\x1f{when}".encode()).hexdigest()[:32]
 
 
@@ -203,37 +212,28 @@ def _validated_rows(store: Store, frame: pd.DataFrame, rows: np.ndarray,
     """Check the descriptive columns of manifest rows (or a single upload) and build ArtifactRows."""
     frame = frame.reindex(columns=list(dict.fromkeys([*MANIFEST_COLUMNS, *frame.columns])))
     checks = ChunkChecks(rows)
-    entity = frame["entity_id"].astype("str").str.strip().where(frame["entity_id"].notna())
-    has_entity = entity.notna().to_numpy() & (entity != "").to_numpy()
-    if has_entity.any():
+    entity = optional_text(frame["entity_id"])
+    if entity.null_count < len(entity):
         known = store.table("entities").dataset().to_table(columns=["entity_id"])["entity_id"].combine_chunks()
-        subset = ChunkChecks(rows[has_entity])
-        require_known(subset, entity[has_entity], "entity_id", known)
-        checks.errors.extend(subset.errors)
-        checks.bad[np.flatnonzero(has_entity)[subset.bad]] = True
-    timestamps = parse_timestamps(checks, frame, "timestamp", required=False)
-    declared = frame["artifact_type"].astype("str").str.strip().str.lower().where(frame["artifact_type"].notna())
-    wrong_type = declared.notna().to_numpy() & ~declared.isin(ARTIFACT_TYPES).to_numpy() & (declared != "").to_numpy()
+        require_known(checks, entity, "entity_id", known)
+    timestamps = parse_timestamps(checks, frame, "timestamp", required=False).to_pylist()
+    declared = pc.utf8_lower(optional_text(frame["artifact_type"]))
+    wrong_type = np.asarray(pc.and_(pc.is_valid(declared), pc.invert(pc.is_in(declared, pa.array(ARTIFACT_TYPES)))),
+                            dtype=bool)
     checks.reject(wrong_type, "artifact_type",
                   lambda i: f"must be one of {', '.join(ARTIFACT_TYPES)}, got {shown(frame['artifact_type'].iloc[i])}")
     metadata = _metadata_texts(checks, frame["metadata"])
-    paths = frame["path"].astype("str").str.strip().where(frame["path"].notna())
+    paths = optional_text(frame["path"])
     if require_path:
-        checks.reject((paths.isna() | (paths == "")).to_numpy(), "path", lambda _: "missing required field 'path'")
-    good = []
-    for position in np.flatnonzero(~checks.bad):
-        good.append((int(rows[position]), ArtifactRow(
-            entity_id=entity.iloc[position] if has_entity[position] else None,
-            timestamp=None if pd.isna(timestamps.iloc[position]) else timestamps.iloc[position],
-            metadata=metadata[position],
-            declared_type=_text_or_none(declared.iloc[position]),
-            source_name=_text_or_none(paths.iloc[position]),
-        )))
+        checks.reject(paths.is_null().to_numpy(zero_copy_only=False), "path",
+                      lambda _: "missing required field 'path'")
+    entity, declared, paths = entity.to_pylist(), declared.to_pylist(), paths.to_pylist()
+    good = [
+        (int(rows[i]), ArtifactRow(entity_id=entity[i], timestamp=timestamps[i], metadata=metadata[i],
+                                   declared_type=declared[i], source_name=paths[i]))
+        for i in np.flatnonzero(~checks.bad)
+    ]
     return good, checks.sorted_errors()
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _metadata_texts(checks: ChunkChecks, column: pd.Series) -> list[str | None]:

@@ -1,7 +1,8 @@
-"""Vectorised field parsing for one chunk of rows: values out, and the rows that failed with why.
+"""Vectorised field parsing for one chunk of rows: typed Arrow arrays out, and the rows that failed.
 
-Parsing works column-wise with pandas/pyarrow kernels; Python runs per row only to word the
-message of a row that failed, so a clean million-row file costs a few passes over its columns.
+Parsing runs on Arrow kernels (a clean column costs one pass); only when a column holds a value
+Arrow cannot cast does pandas' lenient parser take over for that chunk, to find which rows are bad.
+Python runs per row only to word the message of a row that failed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pyarrow.compute as pc
 
 from dmas.errors import RowError
 
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
 
 class ChunkChecks:
     """Collects the row errors of one chunk and which rows are bad."""
@@ -31,7 +34,7 @@ class ChunkChecks:
         mask = np.asarray(mask, dtype=bool)
         for position in np.flatnonzero(mask):
             self.errors.append(RowError(int(self.rows[position]), field, describe(int(position))))
-        self.bad |= mask
+        self.bad = self.bad | mask
 
     def sorted_errors(self) -> list[RowError]:
         return sorted(self.errors, key=lambda error: error.row)
@@ -43,67 +46,96 @@ def shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def text_values(column: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Strings with surrounding whitespace removed, and the mask of missing/empty values."""
-    values = column.astype("str").str.strip()
-    missing = (column.isna() | (values == "")).to_numpy()
-    return values, missing
+def _is_text(column: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)
+                or pd.api.types.is_bool_dtype(column))
 
 
-def require_text(checks: ChunkChecks, frame: pd.DataFrame, field: str) -> pd.Series:
-    values, missing = text_values(frame[field])
-    checks.reject(missing, field, lambda _: f"missing required field '{field}'")
-    return values
+def _trimmed_text(column: pd.Series) -> pa.Array:
+    """The column as Arrow strings, whitespace trimmed, empty strings as nulls."""
+    values = pa.array(column.astype("str") if not _is_text(column) else column, from_pandas=True)
+    values = pc.utf8_trim_whitespace(pc.cast(values, pa.large_string()))
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()), values)
 
 
-def parse_timestamps(checks: ChunkChecks, frame: pd.DataFrame, field: str, required: bool = True) -> pd.Series:
+def _null_mask(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def optional_text(column: pd.Series) -> pa.Array:
+    """Trimmed strings, with missing or blank values as nulls."""
+    return pc.cast(_trimmed_text(column), pa.string())
+
+
+def require_text(checks: ChunkChecks, frame: pd.DataFrame, field: str) -> pa.Array:
+    """Trimmed strings; a missing or blank value is an error."""
+    values = _trimmed_text(frame[field])
+    checks.reject(_null_mask(values), field, lambda _: f"missing required field '{field}'")
+    return pc.cast(values, pa.string())
+
+
+def parse_timestamps(checks: ChunkChecks, frame: pd.DataFrame, field: str, required: bool = True) -> pa.Array:
     """UTC timestamps (µs) from ISO-8601 text (offsets honoured, no offset means UTC) or native times."""
     column = frame[field]
-    missing = column.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
-    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[us, UTC]")
+        values = pa.Array.from_pandas(parsed.dt.as_unit("us"), type=UTC_MICROS)
+        missing = _null_mask(values)
+        unparsed = np.zeros(len(column), dtype=bool)
+    elif not _is_text(column):
+        values = pa.nulls(len(column), UTC_MICROS)
+        missing = column.isna().to_numpy()
+        unparsed = ~missing
     else:
-        text = column.astype("str").str.strip()
-        missing = missing | (text == "").to_numpy()
-        parsed = pd.to_datetime(text.where(~missing), utc=True, format="ISO8601", errors="coerce")
-    parsed = parsed.dt.as_unit("us")
-    unparsed = parsed.isna().to_numpy() & ~missing
+        text = _trimmed_text(column)
+        missing = _null_mask(text)
+        try:
+            values = pc.cast(text, UTC_MICROS)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some value is not strict ISO-8601 with an offset
+            lenient = pd.to_datetime(pd.Series(text.to_pandas()), utc=True, format="ISO8601", errors="coerce")
+            values = pa.Array.from_pandas(lenient.dt.as_unit("us"), type=UTC_MICROS)
+        unparsed = _null_mask(values) & ~missing
     checks.reject(unparsed, field, lambda i: f"not an ISO-8601 timestamp: {shown(column.iloc[i])}")
     if required:
         checks.reject(missing, field, lambda _: f"missing required field '{field}'")
-    return parsed
+    return values
 
 
-def parse_floats(checks: ChunkChecks, frame: pd.DataFrame, field: str, default: float | None = None) -> pd.Series:
+def parse_floats(checks: ChunkChecks, frame: pd.DataFrame, field: str, default: float | None = None) -> pa.Array:
     """Finite float64 values; a missing value takes `default` or is an error when there is none."""
     column = frame[field]
     if pd.api.types.is_bool_dtype(column):
-        numbers = pd.Series(np.nan, index=column.index)
+        numbers = np.full(len(column), np.nan)
         missing = column.isna().to_numpy()
     elif pd.api.types.is_numeric_dtype(column):
-        numbers = column.astype("float64")
+        numbers = column.to_numpy(dtype="float64", na_value=np.nan)
         missing = column.isna().to_numpy()
     else:
-        text = column.astype("str").str.strip()
-        missing = (column.isna() | (text == "")).to_numpy()
-        numbers = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
-    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
-    not_finite = ~np.isfinite(values) & ~missing
+        text = _trimmed_text(column)
+        missing = _null_mask(text)
+        try:
+            numbers = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # some value is not a number: find which, row by row
+            numbers = pd.to_numeric(pd.Series(text.to_pandas()), errors="coerce").to_numpy(dtype="float64",
+                                                                                          na_value=np.nan)
+        numbers = np.where(missing, np.nan, numbers)
+    not_finite = ~np.isfinite(numbers) & ~missing
     checks.reject(not_finite, field, lambda i: f"not a finite number: {shown(column.iloc[i])}")
     if default is None:
         checks.reject(missing, field, lambda _: f"missing required field '{field}'")
     else:
-        values = np.where(missing, default, values)
-    return pd.Series(values, index=column.index)
+        numbers = np.where(missing, default, numbers)
+    return pa.array(numbers, type=pa.float64())
 
 
-def require_known(checks: ChunkChecks, values: pd.Series, field: str, known_ids: pa.Array) -> None:
-    """Reject ids that are not in `known_ids` (entities must be ingested before what refers to them)."""
-    found = pc.is_in(pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True), value_set=known_ids)
-    unknown = ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool) & ~checks.bad
-    checks.reject(unknown, field, lambda i: f"unknown entity {shown(values.iloc[i])}; ingest it as an entity first")
+def require_known(checks: ChunkChecks, values: pa.Array, field: str, known_ids: pa.Array) -> None:
+    """Reject ids that are not in `known_ids` (entities must be ingested before what refers to them).
+
+    Null ids are left alone: a required id was already reported missing, an optional one may be absent.
+    """
+    found = np.asarray(pc.is_in(values, value_set=known_ids).to_numpy(zero_copy_only=False), dtype=bool)
+    unknown = ~found & ~checks.bad & ~_null_mask(values)
+    checks.reject(unknown, field, lambda i: f"unknown entity {shown(values[i].as_py())}; ingest it as an entity first")
 
 
 def _no_constants(name: str) -> float:

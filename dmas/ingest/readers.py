@@ -39,6 +39,7 @@ TABLE_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "arrow", "hdf5", "exc
 
 _HEAD_BYTES = 64 * 1024
 _MIN_CSV_BLOCK_BYTES = 1 << 20
+_MAX_CSV_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; stay well under it
 _UTF8_BOM = codecs.BOM_UTF8
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _HDF5_MAGIC_OFFSETS = (0, 512, 1024, 2048)  # HDF5 allows a user block before the superblock
@@ -137,7 +138,7 @@ def _sniff_text(path: str | os.PathLike, head: bytes) -> str:
         return "json"
     if start[0] == "{":
         return _sniff_jsonl(path)
-    header = text.split("\n", 1)[0]
+    header = re.split(_LINE_BREAK, text, maxsplit=1)[0]
     return "tsv" if header.count("\t") > header.count(",") else "csv"
 
 
@@ -316,8 +317,8 @@ def _csv_block_bytes(path: Path, chunk_rows: int) -> int:
     Batches over `chunk_rows` are split, so aiming a little under spares most splits.
     """
     head = _read_head(path)
-    bytes_per_line = len(head) / max(head.count(b"\n"), 1)
-    return max(_MIN_CSV_BLOCK_BYTES, int(0.9 * bytes_per_line * chunk_rows))
+    bytes_per_line = len(head) / max(head.count(b"\n"), head.count(b"\r"), 1)
+    return int(np.clip(0.9 * bytes_per_line * chunk_rows, _MIN_CSV_BLOCK_BYTES, _MAX_CSV_BLOCK_BYTES))
 
 
 def _open_csv(
@@ -369,9 +370,11 @@ def _blank_records(batch: pa.RecordBatch) -> np.ndarray:
     return blank
 
 
-def _csv_chunk(path: Path, batch: pa.RecordBatch, names: list[str], numbering: _LineNumbering) -> Chunk:
+def _csv_chunk(
+    path: Path, batch: pa.RecordBatch, newlines: np.ndarray, names: list[str], numbering: _LineNumbering
+) -> Chunk:
     """One batch of string columns as a Chunk, blank lines dropped, numbered by file line."""
-    lines, bad = numbering.place(_embedded_newlines(batch), final=False)
+    lines, bad = numbering.place(newlines, final=False)
     blank = _blank_records(batch)
     if blank.any():
         batch = batch.filter(pa.array(~blank))
@@ -391,8 +394,10 @@ def _read_delimited(path: Path, chunk_rows: int, delimiter: str) -> Iterator[Chu
         block_bytes = _csv_block_bytes(path, chunk_rows)
         reader = _open_csv(path, len(names), header_lines, delimiter, block_bytes, numbering)
         for batch in reader:
+            newlines = _embedded_newlines(batch)
             for offset in range(0, batch.num_rows, chunk_rows):
-                yield _csv_chunk(path, batch.slice(offset, chunk_rows), names, numbering)
+                piece = batch.slice(offset, chunk_rows)
+                yield _csv_chunk(path, piece, newlines[offset : offset + chunk_rows], names, numbering)
     except pa.ArrowException as e:
         raise UnreadableFileError(str(path), str(e)) from e
     _, bad = numbering.place(np.zeros(0, dtype=np.int64), final=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dmas.errors import RowError, UnreadableFileError
 from dmas.ingest.fields import (
@@ -42,35 +43,39 @@ class TableLayout:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     extra_columns_allowed: bool
-    parse: Callable[[ChunkChecks, pd.DataFrame, pa.Array | None], dict[str, pd.Series]]
+    parse: Callable[[ChunkChecks, pd.DataFrame, pa.Array | None], dict[str, pa.Array]]
 
-    def check_columns(self, file: str, columns: list[str]) -> None:
-        """Fail the whole file (before anything is written) when its columns do not fit."""
+    def conform(self, file: str, frame: pd.DataFrame, first: bool) -> pd.DataFrame:
+        """Check a chunk's columns and add absent ones as missing values.
+
+        A required column absent from the first chunk fails the whole file (a wrong header);
+        in later chunks of JSON files, where each record brings its own keys, absence is a
+        per-row "missing required field". Unexpected columns fail the file wherever they appear.
+        """
+        columns = [str(name) for name in frame.columns]
+        known = [*self.required, *self.optional]
+        problems = []
         missing = [name for name in self.required if name not in columns]
-        if missing:
-            raise UnreadableFileError(file, f"missing required column(s) {missing}; found {columns}")
-        unexpected = [name for name in columns if name not in self.required + self.optional]
+        if first and missing and len(frame):
+            problems.append(f"missing required column(s) {missing}")
+        unexpected = [name for name in columns if name not in known]
         if unexpected and not self.extra_columns_allowed:
-            raise UnreadableFileError(
-                file, f"unexpected column(s) {unexpected}; {self.spec.name} files have "
-                      f"{list(self.required + self.optional)}")
+            problems.append(f"unexpected column(s) {unexpected}")
+        if problems:
+            raise UnreadableFileError(file, f"{'; '.join(problems)}; {self.spec.name} files have {known}, "
+                                            f"found {columns}")
+        return frame.reindex(columns=[*known, *[name for name in columns if name not in known]])
 
     def validate(self, chunk: Chunk, known_ids: pa.Array | None) -> ValidatedChunk:
         checks = ChunkChecks(chunk.rows)
         columns = self.parse(checks, chunk.frame, known_ids)
-        keep = ~checks.bad
-        arrays = [_to_arrow(columns[field.name][keep], field.type) for field in self.spec.schema]
+        keep = pa.array(~checks.bad)
+        arrays = [pc.filter(columns[field.name], keep).cast(field.type) for field in self.spec.schema]
         table = pa.Table.from_arrays(arrays, schema=self.spec.schema)
-        return ValidatedChunk(table, chunk.rows[keep], checks.sorted_errors())
+        return ValidatedChunk(table, chunk.rows[~checks.bad], checks.sorted_errors())
 
 
-def _to_arrow(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
-    if pa.types.is_string(arrow_type):
-        return pa.array(values.to_numpy(dtype=object), type=arrow_type)
-    return pa.Array.from_pandas(values, type=arrow_type)
-
-
-def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array | None) -> dict[str, pd.Series]:
+def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array | None) -> dict[str, pa.Array]:
     entity_id = require_text(checks, frame, "entity_id")
     raw = frame["attributes"].to_numpy(dtype=object) if "attributes" in frame.columns else None
     extra = {name: frame[name].to_numpy(dtype=object) for name in frame.columns
@@ -85,7 +90,7 @@ def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array |
             failures[position] = str(exc)
     failed = np.isin(np.arange(len(frame)), list(failures))
     checks.reject(failed, "attributes", lambda i: failures[i])
-    return {"entity_id": entity_id, "attributes": pd.Series(attributes, index=frame.index)}
+    return {"entity_id": entity_id, "attributes": pa.array(attributes, type=pa.string())}
 
 
 def _is_blank(value: object) -> bool:
@@ -115,7 +120,7 @@ def _decoded_object(raw: object) -> dict:
         raise ValueError(f"{exc}: {shown(raw)}") from None
 
 
-def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pd.Series]:
+def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pa.Array]:
     columns = {
         "entity_id": require_text(checks, frame, "entity_id"),
         "timestamp": parse_timestamps(checks, frame, "timestamp"),
@@ -126,14 +131,12 @@ def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | No
     return columns
 
 
-def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pd.Series]:
-    value = (parse_floats(checks, frame, "interaction_value", default=1.0) if "interaction_value" in frame.columns
-             else pd.Series(1.0, index=frame.index))
+def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pa.Array]:
     columns = {
         "src_entity_id": require_text(checks, frame, "src_entity_id"),
         "dst_entity_id": require_text(checks, frame, "dst_entity_id"),
         "interaction_type": require_text(checks, frame, "interaction_type"),
-        "interaction_value": value,
+        "interaction_value": parse_floats(checks, frame, "interaction_value", default=1.0),
         "timestamp": parse_timestamps(checks, frame, "timestamp"),
     }
     require_known(checks, columns["src_entity_id"], "src_entity_id", known)

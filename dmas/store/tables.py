@@ -71,7 +71,11 @@ class VersionedTable:
         `filter` is applied after reading: delta-rs writes string columns as Arrow string views,
         which pyarrow's scan-time filters cannot compare with plain strings.
         """
-        table = self.dataset(version).to_table(columns=None if filter is not None else columns)
+        try:
+            table = self.dataset(version).to_table(columns=None if filter is not None else columns)
+        except OSError as exc:  # a data file of this version is gone: purged by `forget --purge`
+            raise StoreError(f"table '{self.spec.name}' version {version} cannot be read: "
+                             f"its data files were purged ({exc})") from None
         if filter is not None:
             table = table.filter(filter)
             table = table.select(columns) if columns else table
@@ -92,15 +96,16 @@ class VersionedTable:
             merger = merger.when_matched_update({name: f"s.{name}" for name in self.spec.updatable}, predicate=changed)
         metrics = merger.when_not_matched_insert_all().execute()
         return CommitResult(
-            version=self.version(),
+            version=table.version(),  # this commit's version, even if another writer has committed since
             inserted=metrics["num_target_rows_inserted"],
             updated=metrics["num_target_rows_updated"],
         )
 
     def delete_where(self, predicate: str, commit_metadata: Mapping[str, object]) -> CommitResult:
         """Delete matching rows in one commit (no commit when nothing matches)."""
-        metrics = self.delta().delete(predicate, commit_properties=_commit_properties(commit_metadata))
-        return CommitResult(version=self.version(), deleted=metrics.get("num_deleted_rows", 0))
+        table = self.delta()
+        metrics = table.delete(predicate, commit_properties=_commit_properties(commit_metadata))
+        return CommitResult(version=table.version(), deleted=metrics.get("num_deleted_rows", 0))
 
     def history(self) -> list[dict]:
         """Commits, newest first, with their custom metadata (source file, counts)."""

@@ -35,6 +35,7 @@ def values(frame: pd.DataFrame, column: str) -> list:
 
 
 def events_frame(n: int = 3) -> pd.DataFrame:
+    """A small events table with text, timestamp, float and int columns."""
     return pd.DataFrame(
         {
             "entity_id": [f"e{i}" for i in range(n)],

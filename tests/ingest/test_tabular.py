@@ -173,3 +173,34 @@ def test_columnar_sources_keep_native_types(with_entities, tmp_path):
     report = ingest_table(with_entities, "events", path)
     assert _errors(report) == [(2, "event_value")]
     assert with_entities.table("events").read().column("event_value").to_pylist() == [1.5]
+
+
+def test_jsonl_records_bring_their_own_keys(with_entities, write):
+    path = write("events.jsonl", "\n".join([
+        '{"entity_id": "e1", "timestamp": "2024-01-01T00:00:00Z", "event_type": "a", "event_value": 1}',
+        '{"entity_id": "e1", "timestamp": "2024-01-02T00:00:00Z", "event_type": "a"}',
+        "{not json",
+    ]) + "\n")
+    report = ingest_table(with_entities, "events", path, limits=LimitSettings(ingest_chunk_rows=1))
+    assert _errors(report)[:1] == [(2, "event_value")]
+    assert [e["row"] for e in report["errors"]] == [2, 3]
+    assert report["success_rows"] == 1
+
+
+def test_json_entities_with_nested_attribute_objects(store, write):
+    path = write("entities.json", '[{"entity_id": "a", "attributes": {"b": 2, "a": [1, 2]}}, {"entity_id": "b"}]')
+    ingest_table(store, "entities", path)
+    assert store.table("entities").read().column("attributes").to_pylist() == ['{"a":[1,2],"b":2}', "{}"]
+
+
+def test_repeats_across_chunks_are_dropped_and_named(with_entities, write):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value\n"
+                               "e1,2024-01-01T00:00:00Z,a,1\ne2,2024-01-01T00:00:00Z,a,1\n"
+                               "e1,2024-01-01T00:00:00Z,a,2\ne1,2024-01-01T00:00:00Z,a,1\n"
+                               "e2,2024-01-01T02:00:00+02:00,a,1\n")
+    report = ingest_table(with_entities, "events", path, limits=LimitSettings(ingest_chunk_rows=2))
+    assert [(e["row"], e["error"]) for e in report["errors"]] == [
+        (5, "duplicate of row 2 in this file"), (6, "duplicate of row 3 in this file")]
+    assert (report["total_rows"], report["success_rows"], report["inserted_rows"]) == (5, 3, 3)
+    assert with_entities.table("events").read().num_rows == 3
+    assert with_entities.snapshot()["events"] == 1  # the aborted first pass left no version behind
