@@ -23,6 +23,7 @@ VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "pillow", "librosa", "soxr", "av")
 _PILLOW_CODECS = ("jpg", "jpg_2000", "libtiff")
 _PILLOW_MODULES = ("webp", "avif")
 _FORMAT_TAG = "dmas.features/1"
+_HERE = Path(__file__).parent
 
 
 class FeatureConfig(BaseModel):
@@ -77,21 +78,21 @@ def feature_version(config: FeatureConfig | None = None) -> str:
 @functools.lru_cache(maxsize=32)
 def _version(config: FeatureConfig) -> str:
     digest = hashlib.sha256()
-    for part in (_FORMAT_TAG, _source_manifest(), config.model_dump_json(), _library_manifest()):
+    for part in (_FORMAT_TAG, source_manifest(_HERE), config.model_dump_json(), library_manifest()):
         encoded = part.encode()
         digest.update(len(encoded).to_bytes(8, "big") + encoded)
     return digest.hexdigest()
 
 
-def _source_manifest() -> str:
-    """File name and sha256 of each extractor module (line endings normalised, so a checkout style does not count)."""
-    here = Path(__file__).parent
-    hashes = {name: hashlib.sha256((here / name).read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+def source_manifest(folder: Path) -> str:
+    """File name and sha256 of each extractor module in `folder`; line endings are normalised, so how a
+    checkout stores them does not count, and the folder's own path never enters."""
+    hashes = {name: hashlib.sha256((folder / name).read_bytes().replace(b"\r\n", b"\n")).hexdigest()
               for name in EXTRACTOR_MODULES}
     return json.dumps(hashes, sort_keys=True)
 
 
-def _library_manifest() -> str:
+def library_manifest() -> str:
     """Versions of the Python packages plus the native libraries behind them (FFmpeg, libjpeg, ...)."""
     versions = {name: metadata.version(name) for name in VERSIONED_DISTRIBUTIONS}
     versions["ffmpeg"] = {name: ".".join(map(str, v)) for name, v in sorted(av.library_versions.items())}

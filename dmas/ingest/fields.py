@@ -58,6 +58,14 @@ def _trimmed_text(column: pd.Series) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()), values)
 
 
+def _strict_cast(column: pd.Series, arrow_type: pa.DataType) -> pa.Array | None:
+    """The text column cast by Arrow's strict parser, or None when any value does not parse as it is."""
+    try:
+        return pc.cast(pa.array(column, from_pandas=True), arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
 def _null_mask(values: pa.Array) -> np.ndarray:
     return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -87,14 +95,16 @@ def parse_timestamps(checks: ChunkChecks, frame: pd.DataFrame, field: str, requi
         missing = column.isna().to_numpy()
         unparsed = ~missing
     else:
-        text = _trimmed_text(column)
-        missing = _null_mask(text)
-        try:
-            values = pc.cast(text, UTC_MICROS)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some value is not strict ISO-8601 with an offset
+        values = _strict_cast(column, UTC_MICROS)
+        if values is not None:
+            missing = _null_mask(values)
+            unparsed = np.zeros(len(column), dtype=bool)
+        else:  # some value is padded, has no offset or is no timestamp: parse leniently to find which
+            text = _trimmed_text(column)
+            missing = _null_mask(text)
             lenient = pd.to_datetime(pd.Series(text.to_pandas()), utc=True, format="ISO8601", errors="coerce")
             values = pa.Array.from_pandas(lenient.dt.as_unit("us"), type=UTC_MICROS)
-        unparsed = _null_mask(values) & ~missing
+            unparsed = _null_mask(values) & ~missing
     checks.reject(unparsed, field, lambda i: f"not an ISO-8601 timestamp: {shown(column.iloc[i])}")
     if required:
         checks.reject(missing, field, lambda _: f"missing required field '{field}'")
@@ -111,11 +121,13 @@ def parse_floats(checks: ChunkChecks, frame: pd.DataFrame, field: str, default: 
         numbers = column.to_numpy(dtype="float64", na_value=np.nan)
         missing = column.isna().to_numpy()
     else:
-        text = _trimmed_text(column)
-        missing = _null_mask(text)
-        try:
-            numbers = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:  # some value is not a number: find which, row by row
+        cast = _strict_cast(column, pa.float64())
+        if cast is not None:
+            missing = _null_mask(cast)
+            numbers = cast.to_numpy(zero_copy_only=False)
+        else:  # some value is padded or no number: parse leniently to find which
+            text = _trimmed_text(column)
+            missing = _null_mask(text)
             numbers = pd.to_numeric(pd.Series(text.to_pandas()), errors="coerce").to_numpy(dtype="float64",
                                                                                           na_value=np.nan)
         numbers = np.where(missing, np.nan, numbers)

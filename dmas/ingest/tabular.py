@@ -20,6 +20,7 @@ from dmas.config import LimitSettings
 from dmas.errors import IngestError, RowError, StoreError
 from dmas.ingest.duplicates import key_hashes, repeated_rows
 from dmas.ingest.hashing import file_sha256
+from dmas.ingest.prefetch import prefetched
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
 from dmas.ingest.validators import LAYOUTS, TableLayout
@@ -129,7 +130,7 @@ class _ValidatedStream:
     def _batches(self) -> Iterator[pa.RecordBatch]:
         first = True
         hashes, hashed_rows = [], []
-        for chunk in read_table_file(self.file, chunk_rows=self.chunk_rows):
+        for chunk in prefetched(read_table_file(self.file, chunk_rows=self.chunk_rows)):
             chunk = replace(chunk, frame=self.layout.conform(self.file, chunk.frame, first))
             first = first and not len(chunk.frame)
             validated = self.layout.validate(chunk, self.known_ids)
