@@ -21,7 +21,7 @@ EXIT_USER_ERROR = 2
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config, **({"store_uri": args.store} if args.store else {}))
@@ -49,7 +49,8 @@ def _command(commands, name: str, help: str, handler: Callable) -> argparse.Argu
     sub.set_defaults(handler=handler)
     sub.add_argument("--store", help="store folder or URI (overrides DMAS_STORE_URI and the config file)")
     sub.add_argument("--config", help="YAML settings file (default: $DMAS_CONFIG)")
-    sub.add_argument("--quiet", action="store_true", help="log warnings only")
+    sub.add_argument("--quiet", action="store_true", help="no progress output")
+    sub.add_argument("--verbose", action="store_true", help="log what happens at INFO level")
     return sub
 
 
@@ -89,19 +90,29 @@ def _add_ingest(commands) -> None:
     sub.add_argument("--metadata", help="JSON object")
 
 
+def _progress(args, unit: str):
+    """A tqdm bar on stderr (shown in `ray job` logs too), off with --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(desc=f"ingest {args.kind}", unit=f" {unit}", disable=args.quiet, file=sys.stderr, mininterval=1.0)
+
+
 def _run_ingest_table(args, settings: Settings) -> dict:
     from dmas.ingest.tabular import ingest_table
     from dmas.store import Store
 
-    return ingest_table(Store(settings.store_uri), args.kind, args.file, strict=args.strict, limits=settings.limits)
+    with _progress(args, "rows") as bar:
+        return ingest_table(Store(settings.store_uri), args.kind, args.file, strict=args.strict,
+                            limits=settings.limits, on_rows=bar.update)
 
 
 def _run_ingest_manifest(args, settings: Settings) -> dict:
     from dmas.ingest.artifacts import ingest_artifact_manifest
     from dmas.store import Store
 
-    return ingest_artifact_manifest(Store(settings.store_uri), args.manifest, strict=args.strict,
-                                    limits=settings.limits)
+    with _progress(args, "files") as bar:
+        return ingest_artifact_manifest(Store(settings.store_uri), args.manifest, strict=args.strict,
+                                        limits=settings.limits, on_rows=bar.update)
 
 
 def _run_ingest_artifact(args, settings: Settings) -> dict:
@@ -177,8 +188,8 @@ def _add_demo(commands) -> None:
 def _run_demo(args, settings: Settings) -> dict:
     from dmas.demo import run_end_to_end
 
-    return run_end_to_end(settings, workdir=args.workdir, n_entities=args.entities,
-                          say=lambda line: print(line, file=sys.stderr, flush=True))
+    say = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    return run_end_to_end(settings, workdir=args.workdir, n_entities=args.entities, say=say)
 
 
 def _as_dict(result) -> dict:

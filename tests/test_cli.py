@@ -53,7 +53,7 @@ def test_export_and_history_commands(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
-    result = _run(str(REPO / "jobs" / "demo.py"), "--quiet", "--entities", "60", "--workdir", "demo",
+    result = _run(str(REPO / "jobs" / "demo.py"), "--entities", "60", "--workdir", "demo",
                   "--store", "store", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)

@@ -8,7 +8,7 @@ bytes are stored once; every manifest row still gets its own artifact row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -143,14 +143,19 @@ def ingest_artifact(store: Store, path: str | Path, *, artifact_type: str | None
 
 
 def ingest_artifact_manifest(store: Store, manifest: str | Path, *, strict: bool = False,
-                             limits: LimitSettings | None = None) -> dict:
-    """Ingest every file a manifest lists (paths relative to its folder); one commit for all good rows."""
+                             limits: LimitSettings | None = None,
+                             on_rows: Callable[[int], None] | None = None) -> dict:
+    """Ingest every file a manifest lists (paths relative to its folder); one commit for all good rows.
+
+    `on_rows(n)` is called as manifest rows are done, for progress bars.
+    """
     limits = limits or LimitSettings()
     file = str(manifest)
     base = Path(file).resolve().parent
     report = IngestReport(file=file, table="artifacts", max_errors=limits.max_reported_errors)
     admitter = _Admitter(store, limits)
-    records = list(_manifest_records(store, file, base, admitter, report, strict, limits.ingest_chunk_rows))
+    records = list(_manifest_records(store, file, base, admitter, report, strict, limits.ingest_chunk_rows,
+                                     on_rows or (lambda _: None)))
     report.success_rows = len(records)
     if records:
         result = store.table("artifacts").upsert(
@@ -165,14 +170,16 @@ def ingest_artifact_manifest(store: Store, manifest: str | Path, *, strict: bool
 
 
 def _manifest_records(store: Store, file: str, base: Path, admitter: _Admitter, report: IngestReport,
-                      strict: bool, chunk_rows: int) -> Iterator[dict]:
+                      strict: bool, chunk_rows: int, on_rows: Callable[[int], None]) -> Iterator[dict]:
     seen_ids: dict[str, int] = {}
     for chunk in read_table_file(file, chunk_rows=chunk_rows):
         _check_manifest_columns(file, list(chunk.frame.columns))
         report.total_rows += len(chunk.rows) + len(chunk.bad_rows)
         rows, errors = _validated_rows(store, chunk.frame, chunk.rows, require_path=True)
         errors = list(chunk.bad_rows) + errors
+        on_rows(len(chunk.rows) - len(rows) + len(chunk.bad_rows))  # rows rejected before opening a file
         for row_number, row in rows:
+            on_rows(1)
             try:
                 target = confined_path(base, row.source_name)
                 with open(target, "rb") as stream:

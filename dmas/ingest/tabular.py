@@ -8,7 +8,7 @@ crash or a strict-mode rejection leaves the previous version untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,10 +34,11 @@ COMMIT_ATTEMPTS = 5
 
 
 def ingest_table(store: Store, kind: str, path: str | Path, *, strict: bool = False,
-                 limits: LimitSettings | None = None) -> dict:
+                 limits: LimitSettings | None = None, on_rows: Callable[[int], None] | None = None) -> dict:
     """Validate every row of `path` and commit the good ones to table `kind`; returns the report dict.
 
-    With `strict`, the first bad row raises IngestError and nothing is written.
+    With `strict`, the first bad row raises IngestError and nothing is written. `on_rows(n)` is
+    called as rows are read, for progress bars.
     """
     if kind not in LAYOUTS:
         raise StoreError(f"unknown table kind '{kind}'; choose one of {', '.join(TABLE_KINDS)}")
@@ -47,7 +48,7 @@ def ingest_table(store: Store, kind: str, path: str | Path, *, strict: bool = Fa
     metadata = {"dmas_operation": f"ingest {kind}", "source_file": Path(file).name, "source_sha256": file_sha256(file)}
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
-            result, report = _stream_into_table(store, layout, file, strict, limits, metadata)
+            result, report = _stream_into_table(store, layout, file, strict, limits, metadata, on_rows)
             break
         except CommitFailedError as exc:  # another writer committed first: validate again against its version
             if attempt == COMMIT_ATTEMPTS:
@@ -61,7 +62,7 @@ def ingest_table(store: Store, kind: str, path: str | Path, *, strict: bool = Fa
 
 
 def _stream_into_table(store: Store, layout: TableLayout, file: str, strict: bool, limits: LimitSettings,
-                       metadata: dict) -> tuple[CommitResult, IngestReport]:
+                       metadata: dict, on_rows: Callable[[int], None] | None) -> tuple[CommitResult, IngestReport]:
     """Read, validate and merge the file in a single commit.
 
     Duplicate keys inside the file are found optimistically: the first pass only collects key
@@ -72,7 +73,8 @@ def _stream_into_table(store: Store, layout: TableLayout, file: str, strict: boo
     repeats: dict[int, int] | None = None
     while True:
         report = IngestReport(file=file, table=layout.spec.name, max_errors=limits.max_reported_errors)
-        stream = _ValidatedStream(layout, file, known_ids, strict, report, limits.ingest_chunk_rows, repeats)
+        stream = _ValidatedStream(layout, file, known_ids, strict, report, limits.ingest_chunk_rows, repeats,
+                                  on_rows or (lambda _: None))
         try:
             result = store.table(layout.spec.name).upsert(
                 pa.RecordBatchReader.from_batches(layout.spec.schema, stream.batches()), metadata)
@@ -110,7 +112,8 @@ class _ValidatedStream:
     """
 
     def __init__(self, layout: TableLayout, file: str, known_ids: pa.Array | None, strict: bool,
-                 report: IngestReport, chunk_rows: int, repeats: dict[int, int] | None):
+                 report: IngestReport, chunk_rows: int, repeats: dict[int, int] | None,
+                 on_rows: Callable[[int], None]):
         self.layout = layout
         self.file = file
         self.known_ids = known_ids
@@ -118,6 +121,7 @@ class _ValidatedStream:
         self.report = report
         self.chunk_rows = chunk_rows
         self.repeats = repeats
+        self.on_rows = on_rows
         self.failure: Exception | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -147,6 +151,7 @@ class _ValidatedStream:
             self.report.add_errors(errors)
             good = validated.table.filter(pa.array(keep))
             self.report.success_rows += good.num_rows
+            self.on_rows(len(chunk.rows) + len(chunk.bad_rows))
             yield from good.to_batches()
         if self.repeats is None and hashes:
             repeats = repeated_rows(np.concatenate(hashes), np.concatenate(hashed_rows))

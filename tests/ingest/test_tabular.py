@@ -204,3 +204,11 @@ def test_repeats_across_chunks_are_dropped_and_named(with_entities, write):
     assert (report["total_rows"], report["success_rows"], report["inserted_rows"]) == (5, 3, 3)
     assert with_entities.table("events").read().num_rows == 3
     assert with_entities.snapshot()["events"] == 1  # the aborted first pass left no version behind
+
+
+def test_progress_callback_counts_every_row_read(with_entities, write):
+    lines = "".join(f"e1,2024-01-01T00:00:{i:02d}Z,a,{'x' if i == 3 else i}\n" for i in range(50))
+    counted = []
+    ingest_table(with_entities, "events", write("events.csv", "entity_id,timestamp,event_type,event_value\n" + lines),
+                 limits=LimitSettings(ingest_chunk_rows=7), on_rows=counted.append)
+    assert sum(counted) == 50 and len(counted) >= 7
