@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_synth(commands)
     _add_ingest(commands)
+    _add_features(commands)
     _add_store(commands)
     _add_forget(commands)
     _add_demo(commands)
@@ -122,6 +123,23 @@ def _run_ingest_artifact(args, settings: Settings) -> dict:
     return ingest_artifact(Store(settings.store_uri), args.file, artifact_type=args.artifact_type,
                            entity_id=args.entity_id, timestamp=args.timestamp, metadata=args.metadata,
                            limits=settings.limits)
+
+
+def _add_features(commands) -> None:
+    sub = _command(commands, "features",
+                   "extract features of every artifact without them at the current feature version (Ray Data)",
+                   _run_features)
+    sub.add_argument("--concurrency", type=int, help="parallel extraction tasks (default: one per CPU)")
+    sub.add_argument("--batch-size", type=int, help="artifacts per task")
+
+
+def _run_features(args, settings: Settings) -> dict:
+    from dmas.features.pipeline import extract_pending
+
+    overrides = {key: value for key, value in (("concurrency", args.concurrency), ("batch_size", args.batch_size))
+                 if value is not None}
+    features = settings.features.model_copy(update=overrides)
+    return extract_pending(_store(settings), settings.model_copy(update={"features": features}))
 
 
 def _add_store(commands) -> None:

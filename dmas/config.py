@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
 from dmas.errors import ConfigError
@@ -39,6 +39,31 @@ class RaySettings(BaseModel):
     include_dashboard: bool = Field(True, description="start the dashboard with the embedded local Ray")
 
 
+class FeatureSettings(BaseModel):
+    """How the feature pipeline runs (never what it computes: that is `extractor`, part of the version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(None, gt=0, description="parallel extraction tasks (None: one per CPU)")
+    batch_size: int = Field(8, gt=0, description="artifacts per extraction task")
+    max_retries: int = Field(3, ge=0, description="retries of a crashed extraction task")
+    extractor: dict = Field(default_factory=dict, description="FeatureConfig fields (dmas/features/version.py)")
+
+    @field_validator("extractor")
+    @classmethod
+    def _valid_extractor(cls, value: dict) -> dict:
+        from dmas.features.version import FeatureConfig
+
+        FeatureConfig(**value)
+        return value
+
+    def extractor_config(self):
+        """The typed extractor settings (a FeatureConfig)."""
+        from dmas.features.version import FeatureConfig
+
+        return FeatureConfig(**self.extractor)
+
+
 class Settings(BaseSettings):
     """Everything dmas reads at start."""
 
@@ -48,6 +73,7 @@ class Settings(BaseSettings):
     seed: int = Field(0, ge=0, description="seed for every random choice")
     ray: RaySettings = Field(default_factory=RaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

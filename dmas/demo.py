@@ -1,4 +1,4 @@
-"""The main job, end to end on the embedded default: synthetic data -> store -> ...
+"""The main job, end to end on the embedded default: synthetic data -> store -> features -> ...
 
 Each capability of dmas adds its step here, so one command shows the whole product working.
 Progress lines go to `say`; the return value is the machine-readable summary.
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dmas.config import Settings
+from dmas.features.pipeline import extract_pending
 from dmas.ingest.artifacts import ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
@@ -20,7 +21,8 @@ from dmas.synth import generate
 
 def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_entities: int = 300,
                    say: Callable[[str], None] = lambda _: None) -> dict:
-    """Generate synthetic inputs, ingest them (twice, to show idempotency), inspect, export, forget."""
+    """Generate synthetic inputs, ingest them (twice, to show idempotency), extract features, inspect,
+    export, forget."""
     workdir = Path(workdir)
     summary: dict = {"store": settings.store_uri}
 
@@ -36,10 +38,17 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
 
     store = Store(settings.store_uri)
     summary["ingest"] = _ingest_all(store, data, settings, say)
-    again = ingest_table(store, "events", data.events_path, limits=settings.limits)
-    say(f"re-ingest events: {again['inserted_rows']} inserted, {again['unchanged_rows']} unchanged "
-        f"(idempotent), version stays {again['version']}")
-    summary["reingest_events_inserted"] = again["inserted_rows"]
+    reingest = ingest_table(store, "events", data.events_path, limits=settings.limits)
+    say(f"re-ingest events: {reingest['inserted_rows']} inserted, {reingest['unchanged_rows']} unchanged "
+        f"(idempotent), version stays {reingest['version']}")
+    summary["reingest_events_inserted"] = reingest["inserted_rows"]
+
+    features = extract_pending(store, settings)
+    say(f"features: {features['extracted']} blobs extracted with Ray Data, {features['failed']} failed, "
+        f"feature_version {features['feature_version'][:12]}…, features table version {features['version']}")
+    again = extract_pending(store, settings)
+    say(f"features again: {again['pending']} pending ({again.get('message', '')})")
+    summary["features"] = {key: features[key] for key in ("feature_version", "extracted", "failed", "version")}
 
     snapshot = store.snapshot()
     say(f"snapshot (the data manifest training pins): {snapshot}")

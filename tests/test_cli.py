@@ -1,6 +1,7 @@
 """The `dmas` command and the jobs/ scripts, run as a user runs them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "DMAS_RAY__INCLUDE_DASHBOARD": "false", "DMAS_RAY__NUM_CPUS": "2"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["synth", "--help"], ["ingest", "--help"], ["ingest", "events", "--help"],
     ["ingest", "artifacts", "--help"], ["ingest", "artifact", "--help"], ["store", "--help"],
-    ["store", "export", "--help"], ["forget", "--help"], ["demo", "--help"],
+    ["store", "export", "--help"], ["forget", "--help"], ["demo", "--help"], ["features", "--help"],
 ])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -60,6 +62,7 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert summary["ingest"]["events"]["failed_rows"] == 0
     assert summary["ingest"]["artifacts"]["unique_blobs"] < summary["ingest"]["artifacts"]["success_rows"]
     assert summary["reingest_events_inserted"] == 0
+    assert summary["features"]["extracted"] == summary["ingest"]["artifacts"]["unique_blobs"]
     assert "ingest events:" in result.stderr and "forget" in result.stderr
 
 

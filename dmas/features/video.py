@@ -19,6 +19,7 @@ from dmas.features.version import DEFAULT_FEATURE_CONFIG, FeatureConfig
 _STATS = ("mean", "std")
 _CHANGED = 0.1  # a pixel whose grayscale value moves more than this (in [0, 1]) counts as changed
 _TIMING = ("frame_count", "fps", "duration_s", "width", "height")
+_LEVELS = np.arange(256) / 255.0
 
 
 def video_feature_names(config: FeatureConfig = DEFAULT_FEATURE_CONFIG) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ def _per_frame(frames: tuple[np.ndarray, ...], bins: int, motion_size: int,
         counts = np.asarray(image.histogram(), dtype=np.float64).reshape(3, bins, 256 // bins).sum(axis=2)
         histograms.append((counts / counts.sum(axis=1, keepdims=True)).ravel())
         gray = image.convert("L")
-        brightness.append(np.asarray(gray, dtype=np.float64).mean() / 255.0)
+        brightness.append((np.asarray(gray.histogram()) * _LEVELS).sum() / (gray.width * gray.height))
         small = gray.resize((motion_size, motion_size), Image.Resampling.BILINEAR)
         grays.append(np.asarray(small, dtype=np.float32) / np.float32(255.0))
     return np.array(histograms), np.array(brightness), np.array(grays)

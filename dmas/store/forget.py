@@ -26,11 +26,14 @@ def forget_entity(store: Store, entity_id: str, *, purge_old_versions: bool = Fa
     metadata = {"dmas_operation": "forget entity"}
     removed = {}
     for name, table in store.tables.items():
-        if name == "entities":
-            continue  # last, so a retry after a crash can still find what belongs to the entity
+        if name == "entities" or not table.spec.entity_columns:
+            continue  # entities last, so a retry after a crash can still find what belongs to the entity
         predicate = " OR ".join(f"{column} IN ({quoted})" for column in table.spec.entity_columns)
         removed[name] = _deleted(table.delete_where(predicate, metadata))
     removed["entities"] = _deleted(entities.delete_where(f"entity_id IN ({quoted})", metadata))
+    if blobs:  # vectors computed from the deleted media are personal data too
+        removed["features"] = _deleted(store.table("features").delete_where(
+            f"sha256 IN ({sql_string_list(blobs)})", metadata))
     purged = {name: len(table.purge_unreferenced_files()) for name, table in store.tables.items()} \
         if purge_old_versions else {}
     report = {

@@ -81,4 +81,19 @@ ARTIFACTS = TableSpec(
     entity_columns=("entity_id",),
 )
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (ENTITIES, EVENTS, INTERACTIONS, ARTIFACTS)}
+FEATURES = TableSpec(
+    name="features",
+    schema=pa.schema([
+        pa.field("sha256", pa.string(), nullable=False),  # the blob the vector was extracted from
+        pa.field("feature_version", pa.string(), nullable=False),
+        pa.field("artifact_type", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # ok | failed
+        pa.field("error", pa.string(), nullable=True),
+        pa.field("vector", pa.list_(pa.float32()), nullable=True),
+    ]),
+    key=("sha256", "feature_version"),
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (ENTITIES, EVENTS, INTERACTIONS, ARTIFACTS, FEATURES)
+}

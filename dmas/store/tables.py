@@ -101,6 +101,20 @@ class VersionedTable:
             updated=metrics["num_target_rows_updated"],
         )
 
+    def update_matching(self, source: pa.Table, on: str, assignments: Mapping[str, str],
+                        commit_metadata: Mapping[str, object]) -> CommitResult:
+        """Set columns of rows whose `on` value appears in `source`, in one commit.
+
+        `assignments` maps a column to a SQL expression over the target `t` and source `s`
+        (e.g. {"error": "s.error"}); rows already equal are left alone.
+        """
+        table = self.delta()
+        changed = " OR ".join(f"(t.{column} IS DISTINCT FROM {value})" for column, value in assignments.items())
+        metrics = (table.merge(source, f"t.{on} = s.{on}", source_alias="s", target_alias="t",
+                               commit_properties=_commit_properties(commit_metadata))
+                   .when_matched_update(dict(assignments), predicate=changed).execute())
+        return CommitResult(version=table.version(), updated=metrics["num_target_rows_updated"])
+
     def delete_where(self, predicate: str, commit_metadata: Mapping[str, object]) -> CommitResult:
         """Delete matching rows in one commit (no commit when nothing matches)."""
         table = self.delta()

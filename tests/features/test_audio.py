@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dmas import synth_media
+from dmas.features import decode
 from dmas.features.audio import AUDIO_FEATURE_NAMES, audio_feature_names, audio_features, extract_audio_features
 from dmas.features.decode import UndecodableMediaError, decode_audio
 from dmas.features.version import FeatureConfig
@@ -140,6 +141,13 @@ def test_decode_audio_mixes_channels_and_resamples():
     samples = decode_audio(encode_audio(left_only, 8000), target_rate=22050)
     assert samples.dtype == np.float32 and samples.shape == (22050,)
     assert np.abs(samples).max() == pytest.approx(0.25, rel=0.02)  # half of the 0.5 tone: channels averaged
+
+
+def test_wav_probe_shortcut_gives_the_same_samples(monkeypatch):
+    data = encode_audio(tone(44100, 2, seconds=2.0), 44100)
+    quick = decode_audio(data)
+    monkeypatch.setattr(decode, "_probe_options", lambda data: {})
+    assert np.array_equal(quick, decode_audio(data))
 
 
 def test_a_file_without_an_audio_track_raises():

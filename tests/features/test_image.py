@@ -59,7 +59,7 @@ def test_pure_red_puts_all_mass_in_the_extreme_bins():
     assert features_named(vector, "img.hist.r.").sum() == pytest.approx(1.0)
     assert feature(vector, "img.r.mean") == 1.0 and feature(vector, "img.r.std") == 0.0
     assert feature(vector, "img.r.skew") == 0.0
-    assert feature(vector, "img.sat.mean") == 1.0
+    assert feature(vector, "img.chroma.mean") == 1.0 and feature(vector, "img.val.mean") == 1.0
 
 
 def test_grey_image_has_no_edges_or_gradients():

@@ -12,7 +12,7 @@ def _entities(store, rows):
 
 
 def test_new_store_has_every_table_at_version_zero(store):
-    assert store.snapshot() == {"artifacts": 0, "entities": 0, "events": 0, "interactions": 0}
+    assert store.snapshot() == {"artifacts": 0, "entities": 0, "events": 0, "features": 0, "interactions": 0}
 
 
 def test_reopening_a_store_keeps_its_versions(tmp_path):

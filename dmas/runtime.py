@@ -1,0 +1,35 @@
+"""Connecting to Ray: an existing cluster when one is configured, else an embedded local Ray.
+
+The only place that calls `ray.init`, so jobs, the CLI and tests start Ray the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from dmas.config import RaySettings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_ray(settings: RaySettings) -> None:
+    """Attach to `settings.address` / RAY_ADDRESS if given, else start a small local Ray on loopback.
+
+    Does nothing when Ray is already initialised in this process (a job inside a cluster, a test
+    session, a caller that chose its own options).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = settings.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        log.info("connecting to Ray at %s", address)
+        ray.init(address=address, log_to_driver=True)
+        return
+    # a single-node Ray listens on loopback only; nothing outside this machine can reach it
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(num_cpus=settings.num_cpus, include_dashboard=settings.include_dashboard,
+             object_store_memory=settings.object_store_memory, log_to_driver=True)
+    log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))

@@ -1,0 +1,153 @@
+"""Benchmark: feature extraction of a few hundred mixed artifacts, three ways, in one run.
+
+(a) decode only (the floor), (b) a single-process loop over the extractors, (c) the Ray Data
+pipeline on 2 CPUs (`extract_pending`, including reading blobs and the commit). The one-time Ray
+start is reported separately. Prints one JSON line:
+
+    .venv/bin/python tests/bench/bench_features.py [--images 200] [--audio 80] [--videos 20]
+
+Goals (issue 3): (c) at least 1.7x the artifacts/s of (b) on 2 cores; (b) within 3x of (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def photo(rng: np.random.Generator) -> bytes:
+    """A 640x480 JPEG with smooth structure and noise, like a phone photo scaled down."""
+    y, x = np.mgrid[0:480, 0:640]
+    base = np.stack([np.sin(x / rng.uniform(20, 80)), np.cos(y / rng.uniform(20, 80)), np.sin((x + y) / 50)], -1)
+    pixels = ((base + 1) * 100 + rng.normal(0, 12, (480, 640, 3))).clip(0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=88)
+    return out.getvalue()
+
+
+def clip(rng: np.random.Generator, seconds: float = 5.0, rate: int = 44100) -> bytes:
+    """A stereo 44.1 kHz WAV: two tones and noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t) + 0.3 * np.sin(2 * np.pi * rng.uniform(50, 300) * t)
+    stereo = np.stack([tone, tone * 0.8], -1) * 8000 + rng.normal(0, 300, (len(t), 2))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as handle:
+        handle.setnchannels(2)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(stereo.astype("<i2").tobytes())
+    return out.getvalue()
+
+
+def video(rng: np.random.Generator, seconds: int = 3, fps: int = 25) -> bytes:
+    """A 320x240 H.264 MP4 of a moving gradient."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        speed = rng.uniform(1, 6)
+        y, x = np.mgrid[0:240, 0:320]
+        for i in range(seconds * fps):
+            frame = np.stack([(x + i * speed) % 256, (y + i) % 256, np.full_like(x, 128)], -1).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def build_store(folder: Path, counts: dict[str, int]):
+    """A store with the generated media ingested through dmas (entities e0..)."""
+    from dmas.ingest.artifacts import ingest_artifact_manifest
+    from dmas.ingest.tabular import ingest_table
+    from dmas.store import Store
+
+    rng = np.random.default_rng(0)
+    makers = {"image": (photo, "jpg"), "audio": (clip, "wav"), "video": (video, "mp4")}
+    rows = ["path,artifact_type,entity_id"]
+    (folder / "media").mkdir()
+    for kind, count in counts.items():
+        make, ext = makers[kind]
+        for i in range(count):
+            (folder / "media" / f"{kind}{i}.{ext}").write_bytes(make(rng))
+            rows.append(f"media/{kind}{i}.{ext},{kind},e0")
+    (folder / "artifacts.csv").write_text("\n".join(rows) + "\n")
+    (folder / "entities.csv").write_text("entity_id\ne0\n")
+    store = Store(folder / "store")
+    ingest_table(store, "entities", folder / "entities.csv")
+    report = ingest_artifact_manifest(store, folder / "artifacts.csv")
+    assert report["failed_rows"] == 0, report["errors"]
+    return store
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--audio", type=int, default=80)
+    parser.add_argument("--videos", type=int, default=20)
+    args = parser.parse_args()
+
+    import ray
+
+    from dmas.config import load_settings
+    from dmas.features import extract_features
+    from dmas.features.decode import decode_audio, decode_image, decode_video
+    from dmas.features.pipeline import extract_pending, pending_blobs
+    from dmas.features.version import DEFAULT_FEATURE_CONFIG as CONFIG
+    from dmas.features.version import feature_version
+
+    decoders = {"image": lambda data: decode_image(data),
+                "audio": lambda data: decode_audio(data, CONFIG.audio_rate_hz, CONFIG.resample_type),
+                "video": lambda data: decode_video(data, CONFIG.video_frames)}
+    with tempfile.TemporaryDirectory() as folder:
+        store = build_store(Path(folder), {"image": args.images, "audio": args.audio, "video": args.videos})
+        pending = pending_blobs(store, feature_version(CONFIG))
+        items = [(kind, store.blobs.read(sha)) for sha, kind in
+                 zip(pending["sha256"].to_pylist(), pending["artifact_type"].to_pylist())]
+        for kind, data in items[:1] + [item for item in items if item[0] == "audio"][:1]:
+            extract_features(kind, data, CONFIG)  # warm caches (librosa/numba, FFmpeg) outside the timings
+        decode_s = timed(lambda: [decoders[kind](data) for kind, data in items])
+        loop_s = timed(lambda: [extract_features(kind, store.blobs.read(sha), CONFIG) for sha, kind in
+                                zip(pending["sha256"].to_pylist(), pending["artifact_type"].to_pylist())])
+        ray_start_s = timed(lambda: ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                                             object_store_memory=200 * 1024**2))
+        settings = load_settings(store_uri=store.uri, features={"concurrency": 2, "batch_size": 8})
+        result = {}
+        pipeline_s = timed(lambda: result.update(extract_pending(store, settings)))
+        assert result["extracted"] == len(items) and result["failed"] == 0
+        ray.shutdown()
+    n = len(items)
+    print(json.dumps({
+        "bench": "features",
+        "artifacts": n, "images": args.images, "audio": args.audio, "videos": args.videos,
+        "decode_only_per_s": round(n / decode_s, 1),
+        "single_process_loop_per_s": round(n / loop_s, 1),
+        "ray_data_2cpu_per_s": round(n / pipeline_s, 1),
+        "ray_start_s": round(ray_start_s, 2),
+        "ray_data_over_loop_speedup": round(loop_s / pipeline_s, 2),
+        "extraction_over_decode_time_ratio": round(loop_s / decode_s, 2),
+        "ms_per_artifact": {"decode": round(1000 * decode_s / n, 1), "loop": round(1000 * loop_s / n, 1),
+                            "ray_data": round(1000 * pipeline_s / n, 1)},
+    }))
+
+
+if __name__ == "__main__":
+    main()
