@@ -45,7 +45,7 @@ class FeatureSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     concurrency: int | None = Field(None, gt=0, description="parallel extraction tasks (None: one per CPU)")
-    batch_size: int = Field(8, gt=0, description="artifacts per extraction task")
+    batch_size: int = Field(32, gt=0, description="artifacts per extraction task")
     max_retries: int = Field(3, ge=0, description="retries of a crashed extraction task")
     extractor: dict = Field(default_factory=dict, description="FeatureConfig fields (dmas/features/version.py)")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import warnings
 from collections.abc import Callable
 
@@ -77,7 +76,8 @@ def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureCon
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     batch_size = settings.features.batch_size
-    dataset = ray.data.from_arrow(pending).repartition(max(1, math.ceil(pending.num_rows / batch_size)))
+    blocks = [pending.slice(start, batch_size) for start in range(0, pending.num_rows, batch_size)]
+    dataset = ray.data.from_arrow(blocks)  # one block per task: no shuffle stage
     extracted = dataset.map_batches(
         extract_batch, batch_size=batch_size, batch_format="pyarrow", concurrency=settings.features.concurrency,
         num_cpus=1, **_finite_retries(settings.features.max_retries),
