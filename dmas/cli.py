@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from dmas.config import Settings, load_settings
-from dmas.errors import DmasError
+from dmas.errors import ConfigError, DmasError
 
 EXIT_USER_ERROR = 2
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     _add_ingest(commands)
     _add_features(commands)
+    _add_train(commands)
     _add_store(commands)
     _add_forget(commands)
     _add_demo(commands)
@@ -140,6 +141,75 @@ def _run_features(args, settings: Settings) -> dict:
                  if value is not None}
     features = settings.features.model_copy(update=overrides)
     return extract_pending(_store(settings), settings.model_copy(update={"features": features}))
+
+
+def _add_train(commands) -> None:
+    sub = _command(commands, "train", "train the multimodal model on the current snapshot with Ray Train", _run_train)
+    sub.add_argument("--train-config", help="YAML file of training settings (see configs/train.yaml)")
+    sub.add_argument("--epochs", type=int)
+    sub.add_argument("--seed", type=int)
+    sub.add_argument("--workers", type=int, help="Ray Train workers (DDP when > 1)")
+    sub.add_argument("--no-ray", action="store_true", help="train in this process (same loop, same bytes)")
+    sub = _command(commands, "reproduce", "retrain a run from its pinned data and compare the bytes", _run_reproduce)
+    sub.add_argument("run_id")
+    sub.add_argument("--no-ray", action="store_true", help="train in this process (same loop, same bytes)")
+    sub = _command(commands, "runs", "list training runs, or show one", _run_runs)
+    sub.add_argument("run_id", nargs="?")
+    sub = _command(commands, "lineage", "table versions, feature version and source files a run used", _run_lineage)
+    sub.add_argument("run_id")
+
+
+def _train_config(args):
+    from dmas.train.config import TrainConfig
+
+    values = {}
+    if args.train_config:
+        import yaml
+
+        with open(args.train_config) as handle:
+            values = yaml.safe_load(handle) or {}
+    overrides = {"epochs": args.epochs, "seed": args.seed, "num_workers": args.workers}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return TrainConfig.model_validate(values)
+    except ValueError as exc:
+        raise ConfigError(f"invalid training settings: {exc}") from None
+
+
+def _run_train(args, settings: Settings) -> dict:
+    from dmas.train.runner import train_run
+
+    return train_run(_store(settings), settings, _train_config(args), use_ray=_ray_ready(args, settings))
+
+
+def _run_reproduce(args, settings: Settings) -> dict:
+    from dmas.train.reproduce import reproduce
+
+    return reproduce(_store(settings), args.run_id, use_ray=_ray_ready(args, settings))
+
+
+def _ray_ready(args, settings: Settings) -> bool:
+    if args.no_ray:
+        return False
+    from dmas.runtime import ensure_ray
+
+    ensure_ray(settings.ray)
+    return True
+
+
+def _run_runs(args, settings: Settings):
+    from dmas.train.registry import RunRegistry
+
+    registry = RunRegistry(_store(settings))
+    if args.run_id:
+        return registry.require(args.run_id).to_dict()
+    return [record.to_dict() for record in registry.list()]
+
+
+def _run_lineage(args, settings: Settings) -> dict:
+    from dmas.train.lineage import run_lineage
+
+    return run_lineage(_store(settings), args.run_id)
 
 
 def _add_store(commands) -> None:

@@ -12,6 +12,10 @@ from dmas.config import RaySettings
 
 log = logging.getLogger(__name__)
 
+# Ray Train collects workers' per-epoch reports on its health-check tick (2 s by default), which
+# made every epoch of a small model cost ~2.5 s; measured 47 s -> 25 s for 10 epochs at 0.1 s.
+TRAIN_REPORT_INTERVAL_S = "0.2"
+
 
 def ensure_ray(settings: RaySettings) -> None:
     """Attach to `settings.address` / RAY_ADDRESS if given, else start a small local Ray on loopback.
@@ -30,6 +34,7 @@ def ensure_ray(settings: RaySettings) -> None:
         return
     # a single-node Ray listens on loopback only; nothing outside this machine can reach it
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_REPORT_INTERVAL_S)
     ray.init(num_cpus=settings.num_cpus, include_dashboard=settings.include_dashboard,
              object_store_memory=settings.object_store_memory, log_to_driver=True)
     log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))

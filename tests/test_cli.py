@@ -22,6 +22,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["--help"], ["synth", "--help"], ["ingest", "--help"], ["ingest", "events", "--help"],
     ["ingest", "artifacts", "--help"], ["ingest", "artifact", "--help"], ["store", "--help"],
     ["store", "export", "--help"], ["forget", "--help"], ["demo", "--help"], ["features", "--help"],
+    ["train", "--help"], ["reproduce", "--help"], ["runs", "--help"], ["lineage", "--help"],
 ])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -63,6 +64,7 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert summary["ingest"]["artifacts"]["unique_blobs"] < summary["ingest"]["artifacts"]["success_rows"]
     assert summary["reingest_events_inserted"] == 0
     assert summary["features"]["extracted"] == summary["ingest"]["artifacts"]["unique_blobs"]
+    assert summary["train"]["status"] == "completed" and summary["train"]["identical_on_reproduce"]
     assert "ingest events:" in result.stderr and "forget" in result.stderr
 
 

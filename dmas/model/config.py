@@ -1,0 +1,70 @@
+"""The model's shape: input sizes from the data and the width of every part.
+
+A `ModelConfig` is part of a run's config (and so of its `run_id`): it serialises to canonical JSON,
+with `artifact_dims` and `disabled` in sorted order, and reads back equal.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+Modality = Literal["attributes", "events", "graph", "artifacts"]
+MODALITIES: tuple[Modality, ...] = ("attributes", "events", "graph", "artifacts")
+
+
+class ModelConfig(BaseModel):
+    """Sizes of the FullModel; type indices start at 1 everywhere, 0 is padding."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_attributes: int = Field(ge=1, description="numeric attributes per entity (A)")
+    n_event_types: int = Field(ge=1, description="real event types; index 0 is padding")
+    n_interaction_types: int = Field(ge=1, description="real interaction types; index 0 is padding")
+    artifact_dims: dict[int, int] = Field(min_length=1, description="artifact type index -> feature vector length")
+    max_events: int = Field(ge=1, description="longest event history (L) the model accepts")
+    d_attr: int = Field(16, ge=1, description="width of the attribute encoding")
+    d_event: int = Field(64, ge=1, description="width of the event sequence encoding")
+    n_heads: int = Field(4, ge=1, description="attention heads of the event encoder")
+    d_graph: int = Field(32, ge=1, description="width of the graph encoding")
+    d_artifact: int = Field(32, ge=1, description="width of the artifact encoding")
+    d_fused: int = Field(64, ge=1, description="width of the entity embedding")
+    event_encoder: Literal["attention", "spectral"] = Field(
+        "attention", description="token mixer of the event encoder: self-attention, or an O(L log L) FFT filter")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout in the event encoder and after fusion")
+    disabled: frozenset[Modality] = Field(
+        frozenset(), description="modalities replaced by zeros (ablation); their encoders are not built")
+
+    @field_validator("artifact_dims")
+    @classmethod
+    def _sorted_positive_dims(cls, dims: dict[int, int]) -> dict[int, int]:
+        for artifact_type, dim in dims.items():
+            if artifact_type < 1:
+                raise ValueError(f"artifact_dims: type index {artifact_type} is invalid; types start at 1 "
+                                 "(0 is padding)")
+            if dim < 1:
+                raise ValueError(f"artifact_dims: type {artifact_type} has length {dim}; it must be at least 1")
+        return dict(sorted(dims.items()))
+
+    @field_serializer("disabled")
+    def _sorted_disabled(self, disabled: frozenset[str]) -> list[str]:
+        return sorted(disabled)
+
+    @model_validator(mode="after")
+    def _check_widths(self) -> ModelConfig:
+        if self.d_event % self.n_heads:
+            raise ValueError(f"d_event={self.d_event} must be a multiple of n_heads={self.n_heads}")
+        if set(self.disabled) == set(MODALITIES):
+            raise ValueError(f"disabled={sorted(self.disabled)} leaves the model no input; keep one modality")
+        return self
+
+    @property
+    def artifact_vector_dim(self) -> int:
+        """D: length of the zero-padded artifact vectors in a batch (the longest type)."""
+        return max(self.artifact_dims.values())
+
+    @property
+    def d_concat(self) -> int:
+        """Width of the four encodings side by side (144 with the defaults)."""
+        return self.d_attr + self.d_event + self.d_graph + self.d_artifact

@@ -1,0 +1,1 @@
+"""Training: tensors, the multi-task model loop, test metrics and baselines."""

@@ -1,0 +1,107 @@
+"""The training loop, identical whether Ray Train runs it in a worker or a test calls it directly.
+
+Batch order is a seeded permutation per epoch, sharded by rank (never by timing), so a fixed seed
+and worker count give the same weights, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from dmas.model import FullModel, LossWeights, ModelConfig, multitask_loss
+from dmas.train.config import TrainConfig
+from dmas.train.determinism import seed_everything
+from dmas.train.tensorize import EntityTensors
+
+TARGET_KEYS = ("target_regression", "target_binary", "target_ranking")
+
+
+def model_config_for(tensors: EntityTensors, config: TrainConfig) -> ModelConfig:
+    """The model's sizes: data-dependent ones from the tensors, the rest from the run's settings."""
+    settings = config.model
+    return ModelConfig(
+        n_attributes=len(tensors.attribute_names),
+        n_event_types=max(1, len(tensors.event_types)),
+        n_interaction_types=max(1, len(tensors.interaction_types)),
+        artifact_dims=tensors.artifact_dims or {1: 1},
+        max_events=config.tensorize.max_events,
+        d_attr=settings.d_attr, d_event=settings.d_event, n_heads=settings.n_heads, d_graph=settings.d_graph,
+        d_artifact=settings.d_artifact, d_fused=settings.d_fused, event_encoder=settings.event_encoder,
+        disabled=frozenset(settings.disabled),
+    )
+
+
+def to_torch(rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in rows.items()}
+
+
+def epoch_order(train_rows: np.ndarray, seed: int, epoch: int, rank: int, world_size: int) -> np.ndarray:
+    """This rank's rows for `epoch`: a seeded permutation, trimmed so every rank gets as many, then strided."""
+    order = np.random.default_rng([seed, epoch]).permutation(train_rows)
+    usable = len(order) - len(order) % world_size
+    return order[:usable][rank::world_size]
+
+
+def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, world_size: int = 1,
+                wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model,
+                report: Callable[[dict], None] = lambda _: None) -> tuple[FullModel, list[dict]]:
+    """Train a FullModel on the training split; returns the (unwrapped) model and one log entry per epoch.
+
+    `wrap` lets Ray Train put the model under DistributedDataParallel; `report` receives each
+    epoch's metrics (Ray Train's reporting, or nothing).
+    """
+    seed_everything(config.seed, config.deterministic)
+    model = FullModel(model_config_for(tensors, config))
+    trained = wrap(model)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    weights = LossWeights(**config.loss_weights.model_dump())
+    train_rows, validation_rows = tensors.indices("train"), tensors.indices("validation")
+    log = []
+    for epoch in range(config.epochs):
+        trained.train()
+        order = epoch_order(train_rows, config.seed, epoch, rank, world_size)
+        total, batches = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            batch = to_torch(tensors.rows(order[start:start + config.batch_size]))
+            loss, parts = multitask_loss(trained(batch), batch, weights)
+            if not parts:  # no labelled entity in this batch: nothing to learn from it
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, batches = total + float(loss.detach()), batches + 1
+        entry = {"epoch": epoch, "train_loss": total / max(batches, 1),
+                 "validation_loss": validation_loss(model, tensors, validation_rows, weights, config.batch_size)}
+        log.append(entry)
+        report(entry)
+    return model, log
+
+
+@torch.no_grad()
+def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, weights: LossWeights,
+                    batch_size: int) -> float | None:
+    if len(rows) == 0:
+        return None
+    model.eval()
+    total = 0.0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        batch = to_torch(tensors.rows(chunk))
+        loss, parts = multitask_loss(model(batch), batch, weights)
+        total += float(loss) * len(chunk) if parts else 0.0
+    return total / len(rows)
+
+
+@torch.no_grad()
+def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Head outputs for `rows`, computed per entity batch in a fixed order."""
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {"regression": [], "probability": [], "ranking_score": []}
+    for start in range(0, len(rows), batch_size):
+        output = model(to_torch(tensors.rows(rows[start:start + batch_size])))
+        for key in parts:
+            parts[key].append(getattr(output, key).numpy())
+    return {key: np.concatenate(values) if values else np.zeros(0, np.float32) for key, values in parts.items()}

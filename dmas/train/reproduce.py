@@ -1,0 +1,58 @@
+"""Retrain a run from its pinned data and recorded config; say whether the bytes match and, if not, why."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from dmas.store import Store
+from dmas.train.config import TrainConfig
+from dmas.train.determinism import code_version, library_versions
+from dmas.train.loop import predict
+from dmas.train.registry import RunRegistry
+from dmas.train.runner import fit, fit_locally, load_model, predictions_sha256
+from dmas.train.tensorize import DataManifest, tensorize
+
+
+def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
+    """Retrain `run_id` from the table and feature versions it pinned; compare weights and test predictions."""
+    registry = RunRegistry(store)
+    registry.require(run_id)
+    recorded = json.loads(registry.read_file(run_id, "config.json"))
+    metrics = json.loads(registry.read_file(run_id, "metrics.json"))
+    manifest = DataManifest(**json.loads(registry.read_file(run_id, "data_manifest.json")))
+    original_sha = registry.read_file(run_id, "model_sha256.txt").decode().strip()
+    config = TrainConfig.model_validate(recorded["train_config"])
+
+    tensors = tensorize(store, manifest, config.tensorize, config.seed)
+    fitted = (fit(store.uri, manifest, config, registry.folder(".ray_train"), f"reproduce-{run_id}-{uuid.uuid4().hex}")
+              if use_ray else fit_locally(tensors, config))
+    reproduced_sha = hashlib.sha256(fitted.weights).hexdigest()
+    predictions = predict(load_model(fitted.weights, tensors, config), tensors, tensors.indices("test"))
+    same_predictions = predictions_sha256(predictions) == metrics["test_predictions_sha256"]
+    return {
+        "run_id": run_id,
+        "identical_model": reproduced_sha == original_sha,
+        "identical_test_predictions": same_predictions,
+        "original_model_sha256": original_sha,
+        "reproduced_model_sha256": reproduced_sha,
+        "differences": _what_differs(recorded, tensors, manifest),
+    }
+
+
+def _what_differs(recorded: dict, tensors, manifest: DataManifest) -> dict:
+    """What changed since the run: code, library versions, and the data as read now (should be nothing)."""
+    differences = {}
+    current_code = code_version()
+    if current_code != recorded["code_version"]:
+        differences["code"] = {"run": recorded["code_version"], "now": current_code}
+    libraries = library_versions()
+    changed = {name: {"run": version, "now": libraries.get(name)} for name, version in
+               recorded["library_versions"].items() if libraries.get(name) != version}
+    if changed:
+        differences["library_versions"] = changed
+    if list(tensors.attribute_names) != recorded["attribute_names"] or \
+            tensors.normalisation != recorded["normalisation"]:
+        differences["data"] = f"the pinned tables {manifest.tables} no longer read as they did"
+    return differences

@@ -1,0 +1,213 @@
+"""A training run end to end: pin the data, train with Ray Train, evaluate, register, publish the files.
+
+`fit` is where Ray appears; everything else is plain functions so a test can train the same loop
+without Ray and compare hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from dmas.config import Settings
+from dmas.errors import ConfigError, StoreError
+from dmas.features.version import feature_version
+from dmas.model import FullModel
+from dmas.store import Store
+from dmas.train.baselines import baseline_predictions, lift
+from dmas.train.config import TrainConfig, run_id_for
+from dmas.train.determinism import code_version, library_versions
+from dmas.train.loop import TARGET_KEYS, model_config_for, predict, train_model
+from dmas.train.metrics import HIGHER_IS_BETTER, evaluate
+from dmas.train.registry import RunRegistry
+from dmas.train.tensorize import DataManifest, EntityTensors, tensorize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    weights: bytes  # model.safetensors
+    training_log: list[dict]
+
+
+def pin_data(store: Store, settings: Settings, config: TrainConfig) -> DataManifest:
+    """The current table versions and feature version: what this run will read, now and on reproduce."""
+    as_of = config.tensorize.as_of.isoformat() if config.tensorize.as_of else None
+    return DataManifest(store.snapshot(), feature_version(settings.features.extractor_config()), as_of)
+
+
+def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray: bool = True) -> dict:
+    """Train, evaluate and register a run; an identical earlier run (same run_id) is returned, not redone."""
+    manifest = pin_data(store, settings, config)
+    code = code_version()
+    run_id = run_id_for(config, manifest.to_dict(), code)
+    registry = RunRegistry(store)
+    existing = registry.get(run_id)
+    if existing is not None and existing.status in ("completed", "rejected"):
+        return {**existing.to_dict(), "reused": True}
+    if existing is not None and existing.status == "running":
+        raise StoreError(f"run '{run_id}' is already running")
+    registry.set_status(run_id, "running", details={"data_manifest": manifest.to_dict()})
+    registry.heartbeat(run_id)
+    try:
+        tensors = tensorize(store, manifest, config.tensorize, config.seed)
+        fitted = fit(store.uri, manifest, config, registry.folder(".ray_train"), run_id) if use_ray \
+            else fit_locally(tensors, config)
+        registry.heartbeat(run_id)
+        outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted)
+    except BaseException as exc:
+        registry.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return outcome
+
+
+def fit_locally(tensors: EntityTensors, config: TrainConfig) -> FitResult:
+    """The same loop without Ray (one worker): used by tests and to prove Ray Train changes nothing."""
+    model, training_log = train_model(tensors, config)
+    return FitResult(serialize_weights(model), training_log)
+
+
+def fit(store_uri: str, manifest: DataManifest, config: TrainConfig, storage_path: str, name: str) -> FitResult:
+    """Train with Ray Train's TorchTrainer (DDP over gloo when num_workers > 1)."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if config.use_gpu and ray.cluster_resources().get("GPU", 0) < config.num_workers:
+        # asking Ray Train for GPUs the cluster lacks waits forever instead of failing
+        raise ConfigError(f"use_gpu=true needs {config.num_workers} GPU(s); the cluster has "
+                          f"{ray.cluster_resources().get('GPU', 0)}")
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"store_uri": store_uri, "manifest": manifest.to_dict(), "config": config.canonical_json()},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
+        run_config=RunConfig(name=name, storage_path=storage_path,
+                             failure_config=FailureConfig(max_failures=0),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise StoreError(f"Ray Train finished '{name}' without a checkpoint: {result.error}")
+    with result.checkpoint.as_directory() as folder:
+        weights = (Path(folder) / "model.safetensors").read_bytes()
+        training_log = json.loads((Path(folder) / "training_log.json").read_text())
+    return FitResult(weights, training_log)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Runs in each Ray Train worker: rebuild the pinned arrays, train, report each epoch, checkpoint."""
+    import ray.train
+    import ray.train.torch
+
+    config = TrainConfig.model_validate_json(loop_config["config"])
+    manifest = DataManifest(**loop_config["manifest"])
+    tensors = tensorize(Store(loop_config["store_uri"]), manifest, config.tensorize, config.seed)
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    wrap = ray.train.torch.prepare_model if world_size > 1 else (lambda model: model)
+    model, training_log = train_model(tensors, config, rank=rank, world_size=world_size, wrap=wrap,
+                                      report=lambda entry: ray.train.report(entry))
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            (Path(folder) / "model.safetensors").write_bytes(serialize_weights(model))
+            (Path(folder) / "training_log.json").write_text(json.dumps(training_log))
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report({"done": 1}, checkpoint=checkpoint)
+
+
+def serialize_weights(model: torch.nn.Module) -> bytes:
+    """safetensors bytes of the weights (no pickle; same weights -> same bytes)."""
+    state = {name: tensor.detach().contiguous() for name, tensor in sorted(model.state_dict().items())}
+    return save_safetensors(state)
+
+
+def load_model(weights: bytes, tensors: EntityTensors, config: TrainConfig) -> FullModel:
+    model = FullModel(model_config_for(tensors, config))
+    model.load_state_dict(load_safetensors(weights))
+    model.eval()
+    return model
+
+
+def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTensors, config: TrainConfig,
+                          manifest: DataManifest, code: str, fitted: FitResult) -> dict:
+    model = load_model(fitted.weights, tensors, config)
+    test_rows, train_rows = tensors.indices("test"), tensors.indices("train")
+    predictions = predict(model, tensors, test_rows)
+    targets = {key: tensors.arrays[key][test_rows] for key in TARGET_KEYS}
+    masks = {f"{key}_mask": tensors.arrays[f"{key}_mask"][test_rows] for key in TARGET_KEYS}
+    metrics = evaluate(predictions, targets, masks)
+    baselines = {name: evaluate(baseline, targets, masks) for name, baseline in baseline_predictions(
+        tensors.arrays["attributes"][train_rows],
+        {key: tensors.arrays[key][train_rows] for key in TARGET_KEYS},
+        {f"{key}_mask": tensors.arrays[f"{key}_mask"][train_rows] for key in TARGET_KEYS},
+        tensors.arrays["attributes"][test_rows], config.seed).items()}
+    violations = gate_violations(metrics, config.quality_gates)
+    model_sha256 = hashlib.sha256(fitted.weights).hexdigest()
+    summary = {
+        "run_id": run_id,
+        "test": metrics,
+        "baselines": baselines,
+        "lift_over_attributes_linear": lift(metrics, baselines["attributes_linear"]) if "attributes_linear" in
+        baselines else {},
+        "split_sizes": {name: int(len(tensors.indices(name))) for name in ("train", "validation", "test")},
+        "test_predictions_sha256": predictions_sha256(predictions),
+        "gate_violations": violations,
+    }
+    recorded_config = {"train_config": json.loads(config.canonical_json()), "code_version": code,
+                       "library_versions": library_versions(), "model_config": model.config.model_dump(mode="json"),
+                       "attribute_names": list(tensors.attribute_names), "event_types": list(tensors.event_types),
+                       "interaction_types": list(tensors.interaction_types),
+                       "normalisation": tensors.normalisation}
+    registry.publish(run_id, {
+        "model.safetensors": fitted.weights,
+        "config.json": _json_bytes(recorded_config),
+        "metrics.json": _json_bytes(summary),
+        "data_manifest.json": _json_bytes(manifest.to_dict()),
+        "model_sha256.txt": (model_sha256 + "\n").encode(),
+        "training_log.jsonl": "".join(json.dumps(entry, sort_keys=True) + "\n"
+                                      for entry in fitted.training_log).encode(),
+    })
+    status = "rejected" if violations else "completed"
+    registry.set_status(run_id, status, model_sha256=model_sha256,
+                        details={"test": metrics, "gate_violations": violations, "data_manifest": manifest.to_dict()})
+    log.info("run %s %s", run_id, status)
+    return {"run_id": run_id, "status": status, "model_sha256": model_sha256, "metrics": summary,
+            "config": recorded_config["train_config"], "created_at": registry.require(run_id).created_at.isoformat(),
+            "reused": False}
+
+
+def gate_violations(metrics: dict, gates: dict[str, float]) -> list[str]:
+    """Each gate "task.metric": bound that the test metrics miss (a missing metric is a violation too)."""
+    violations = []
+    for name, bound in sorted(gates.items()):
+        task, _, metric = name.partition(".")
+        value = metrics.get(task, {}).get(metric)
+        if value is None:
+            violations.append(f"{name}: not available (bound {bound})")
+        elif HIGHER_IS_BETTER.get(metric, True) and value < bound:
+            violations.append(f"{name} = {value:.4g} < {bound}")
+        elif not HIGHER_IS_BETTER.get(metric, True) and value > bound:
+            violations.append(f"{name} = {value:.4g} > {bound}")
+    return violations
+
+
+def predictions_sha256(predictions: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(predictions):
+        digest.update(key.encode() + np.ascontiguousarray(predictions[key], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _json_bytes(value: dict) -> bytes:
+    return (json.dumps(value, sort_keys=True, indent=2) + "\n").encode()

@@ -1,0 +1,46 @@
+"""ModelConfig: defaults, errors that name the field, canonical JSON."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dmas.model import ModelConfig
+
+BASE = {"n_attributes": 6, "n_event_types": 5, "n_interaction_types": 3,
+        "artifact_dims": {3: 251, 1: 296, 2: 143}, "max_events": 50}
+
+
+def test_defaults_give_the_published_widths():
+    config = ModelConfig(**BASE)
+    assert config.d_concat == 144
+    assert config.d_fused == 64
+    assert config.artifact_vector_dim == 296
+    assert list(config.artifact_dims) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"d_event": 30}, "d_event"),
+    ({"n_heads": 0}, "n_heads"),
+    ({"artifact_dims": {0: 10}}, "artifact_dims"),
+    ({"artifact_dims": {1: 0}}, "artifact_dims"),
+    ({"artifact_dims": {}}, "artifact_dims"),
+    ({"max_events": 0}, "max_events"),
+    ({"n_attributes": 0}, "n_attributes"),
+    ({"event_encoder": "lstm"}, "event_encoder"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"disabled": ["sound"]}, "disabled"),
+    ({"disabled": ["attributes", "events", "graph", "artifacts"]}, "disabled"),
+    ({"d_evnt": 64}, "d_evnt"),
+])
+def test_invalid_values_name_the_field(overrides, field):
+    with pytest.raises(ValidationError, match=field):
+        ModelConfig(**{**BASE, **overrides})
+
+
+def test_json_round_trip_is_canonical():
+    config = ModelConfig(**BASE, disabled={"graph", "artifacts", "events"}, event_encoder="spectral")
+    text = config.model_dump_json()
+    assert '"disabled":["artifacts","events","graph"]' in text
+    assert '"artifact_dims":{"1":296,"2":143,"3":251}' in text
+    assert ModelConfig.model_validate_json(text) == config
