@@ -92,13 +92,13 @@ def encode_image(image: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def encode_wav(samples: np.ndarray) -> bytes:
-    """16-bit mono WAV bytes at `AUDIO_RATE_HZ`."""
+def encode_wav(samples: np.ndarray, rate: int = AUDIO_RATE_HZ) -> bytes:
+    """16-bit WAV bytes: mono from a 1-D array, one channel per column of a 2-D [frames, channels] array."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
         out.setsampwidth(2)
-        out.setframerate(AUDIO_RATE_HZ)
+        out.setframerate(rate)
         out.writeframes(samples.astype("<i2").tobytes())
     return buffer.getvalue()
 

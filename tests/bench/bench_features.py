@@ -18,12 +18,13 @@ import os
 import shutil
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image
+
+from dmas.synth_media import encode_wav
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -43,13 +44,7 @@ def clip(rng: np.random.Generator, seconds: float = 5.0, rate: int = 44100) -> b
     t = np.arange(int(seconds * rate)) / rate
     tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t) + 0.3 * np.sin(2 * np.pi * rng.uniform(50, 300) * t)
     stereo = np.stack([tone, tone * 0.8], -1) * 8000 + rng.normal(0, 300, (len(t), 2))
-    out = io.BytesIO()
-    with wave.open(out, "wb") as handle:
-        handle.setnchannels(2)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(stereo.astype("<i2").tobytes())
-    return out.getvalue()
+    return encode_wav(stereo.astype(np.int16), rate)
 
 
 def video(rng: np.random.Generator, seconds: int = 3, fps: int = 25) -> bytes:

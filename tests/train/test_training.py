@@ -168,3 +168,14 @@ def test_reproduce_after_the_pinned_data_was_purged_says_so(tmp_path, write):
     with pytest.raises(StoreError, match="purged"):
         reproduce(small, result["run_id"], use_ray=False)
     assert np.isfinite(result["metrics"]["test"]["regression"]["mae"])
+
+
+def test_two_workers_with_ddp_are_reproducible(local_ray, store, settings):
+    config = TrainConfig(epochs=1, num_workers=2)
+    manifest = pin_data(store, settings, config)
+    folder = RunRegistry(store).folder(".ray_train")
+    first = fit(store.uri, manifest, config, folder, f"ddp-a-{time.time_ns()}")
+    second = fit(store.uri, manifest, config, folder, f"ddp-b-{time.time_ns()}")
+    assert first.weights == second.weights
+    one_worker = fit_locally(_tensors(store, settings, config), config.model_copy(update={"num_workers": 1}))
+    assert one_worker.weights != first.weights  # each rank sees half the batches: a different, fixed model
