@@ -8,6 +8,9 @@ forever. Run folders are written under a temporary name and renamed, and never o
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +40,7 @@ RUNS = TableSpec(
 RUN_FILES = ("model.safetensors", "config.json", "metrics.json", "data_manifest.json", "model_sha256.txt",
              "training_log.jsonl")
 STALE_AFTER = timedelta(minutes=15)
+HEARTBEAT_EVERY = timedelta(minutes=1)
 FINAL_STATUSES = ("completed", "rejected", "failed")
 
 
@@ -101,6 +105,24 @@ class RunRegistry:
                                   sort_keys=True),
         }
         self.table.upsert(pa.Table.from_pylist([row], schema=RUNS.schema), {"dmas_operation": f"run {status}"})
+
+    @contextmanager
+    def heartbeating(self, run_id: str, every: timedelta = HEARTBEAT_EVERY) -> Iterator[None]:
+        """Touch the heartbeat in a background thread while the block runs (a long fit blocks the caller)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every.total_seconds()):
+                self.heartbeat(run_id)
+
+        self.heartbeat(run_id)
+        thread = threading.Thread(target=beat, name=f"dmas-heartbeat-{run_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
     def heartbeat(self, run_id: str) -> None:
         """Touch the run's heartbeat file: proof of life while it runs (no table commit per epoch)."""

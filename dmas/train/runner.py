@@ -58,13 +58,12 @@ def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray:
     if existing is not None and existing.status == "running":
         raise StoreError(f"run '{run_id}' is already running")
     registry.set_status(run_id, "running", details={"data_manifest": manifest.to_dict()})
-    registry.heartbeat(run_id)
     try:
-        tensors = tensorize(store, manifest, config.tensorize, config.seed)
-        fitted = fit(store.uri, manifest, config, registry.folder(".ray_train"), run_id) if use_ray \
-            else fit_locally(tensors, config)
-        registry.heartbeat(run_id)
-        outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted)
+        with registry.heartbeating(run_id):
+            tensors = tensorize(store, manifest, config.tensorize, config.seed)
+            fitted = fit(store.uri, manifest, config, registry.folder(".ray_train"), run_id) if use_ray \
+                else fit_locally(tensors, config)
+            outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted)
     except BaseException as exc:
         registry.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

@@ -135,6 +135,19 @@ def test_a_run_missing_its_quality_gate_is_rejected_and_not_latest(store, settin
     assert latest_before is None or latest.run_id == latest_before.run_id
 
 
+def test_heartbeats_keep_a_long_run_alive(store):
+    from datetime import timedelta
+
+    registry = RunRegistry(store)
+    registry.set_status("long-run", "running")
+    with registry.heartbeating("long-run", every=timedelta(seconds=0.05)):
+        path = registry._heartbeat_path("long-run")
+        os.utime(path, (0, 0))
+        time.sleep(0.3)  # the background thread touches it again
+        assert os.path.getmtime(path) > 0
+        assert registry.require("long-run").status == "running"
+
+
 def test_a_run_whose_process_died_is_marked_failed(store):
     registry = RunRegistry(store)
     registry.set_status("dead-run", "running")
