@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest(commands)
     _add_features(commands)
     _add_train(commands)
+    _add_serve(commands)
     _add_store(commands)
     _add_forget(commands)
     _add_demo(commands)
@@ -210,6 +211,49 @@ def _run_lineage(args, settings: Settings) -> dict:
     from dmas.train.lineage import run_lineage
 
     return run_lineage(_store(settings), args.run_id)
+
+
+def _add_serve(commands) -> None:
+    sub = _command(commands, "serve", "serve predict, explain and query over HTTP with Ray Serve (Ctrl-C stops)",
+                   _run_serve)
+    sub.add_argument("--host", help="listen address (default from settings: 127.0.0.1)")
+    sub.add_argument("--port", type=int, help="port (default from settings: 8000)")
+    keys = _command(commands, "keys", "create an API key: prints the key once and the settings entry to add",
+                    _run_new_key)
+    keys.add_argument("key_id", help="a name for the key (written to the audit log)")
+    keys.add_argument("--role", choices=("viewer", "admin"), default="viewer")
+
+
+def _run_serve(args, settings: Settings) -> dict:
+    import time
+
+    from ray import serve
+
+    from dmas.runtime import ensure_ray
+    from serve.app import build_app
+
+    updates = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
+    settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=updates)})
+    ensure_ray(settings.ray)
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    serve.run(build_app(settings), name="dmas", route_prefix="/")
+    print(f"dmas: serving on http://{settings.serve.host}:{settings.serve.port} (docs at /docs); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.shutdown()
+    return {"stopped": True}
+
+
+def _run_new_key(args, settings: Settings) -> dict:
+    from dmas.serving.security import new_key
+
+    key, entry = new_key(args.key_id, args.role)
+    return {"api_key": key, "settings_entry": entry.model_dump(),
+            "note": "store only settings_entry (serve.api_keys in the YAML or DMAS_SERVE__API_KEYS); the key is "
+                    "shown once"}
 
 
 def _add_store(commands) -> None:

@@ -64,6 +64,39 @@ class FeatureSettings(BaseModel):
         return FeatureConfig(**self.extractor)
 
 
+class ServeSettings(BaseModel):
+    """The HTTP service: where it listens, who may call it, and what one request may ask for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="listen address (loopback unless you mean it)")
+    port: int = Field(8000, gt=0, lt=65536)
+    api_keys: list[dict] = Field(default_factory=list, description="[{key_id, role, sha256}] (dmas keys new)")
+    max_entities_per_request: int = Field(1000, gt=0)
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest JSON request body")
+    audit_log: str = Field("dmas_audit/serve.jsonl", description="append-only JSON lines, local path")
+    predictor_replicas: int = Field(1, gt=0)
+    explainer_replicas: int = Field(1, gt=0)
+    max_ongoing_requests: int = Field(32, gt=0)
+    batch_max_size: int = Field(16, gt=0, description="@serve.batch: requests answered together")
+    batch_wait_s: float = Field(0.005, ge=0, description="@serve.batch: longest wait to fill a batch")
+    cached_runs: int = Field(4, gt=0, description="runs kept loaded per replica")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _valid_keys(cls, value: list[dict]) -> list[dict]:
+        from dmas.serving.security import ApiKey
+
+        for entry in value:
+            ApiKey(**entry)
+        return value
+
+    def keys(self):
+        from dmas.serving.security import ApiKey
+
+        return [ApiKey(**entry) for entry in self.api_keys]
+
+
 class Settings(BaseSettings):
     """Everything dmas reads at start."""
 
@@ -74,6 +107,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -95,11 +95,15 @@ def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, 
     return total / len(rows)
 
 
+HEADS = ("regression", "probability", "ranking_score")
+
+
 @torch.no_grad()
-def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Head outputs for `rows`, computed per entity batch in a fixed order."""
+def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray, batch_size: int = 256,
+            outputs: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
+    """Model outputs (heads, optionally "embedding") for `rows`, in fixed batches of `rows` in order."""
     model.eval()
-    parts: dict[str, list[np.ndarray]] = {"regression": [], "probability": [], "ranking_score": []}
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in outputs}
     for start in range(0, len(rows), batch_size):
         output = model(to_torch(tensors.rows(rows[start:start + batch_size])))
         for key in parts:

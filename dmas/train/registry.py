@@ -39,6 +39,8 @@ RUNS = TableSpec(
 )
 RUN_FILES = ("model.safetensors", "config.json", "metrics.json", "data_manifest.json", "model_sha256.txt",
              "training_log.jsonl")
+# what serving looks up instead of reading the tables: every entity's inputs and scores at the pinned snapshot
+SERVING_FILES = ("inputs.safetensors", "entities.arrow", "predictions.arrow")
 STALE_AFTER = timedelta(minutes=15)
 HEARTBEAT_EVERY = timedelta(minutes=1)
 FINAL_STATUSES = ("completed", "rejected", "failed")
@@ -142,8 +144,8 @@ class RunRegistry:
         self.location.filesystem.move(staging, final)
 
     def read_file(self, run_id: str, name: str) -> bytes:
-        if name not in RUN_FILES:
-            raise StoreError(f"'{name}' is not a run file; run files are {', '.join(RUN_FILES)}")
+        if name not in RUN_FILES + SERVING_FILES:
+            raise StoreError(f"'{name}' is not a run file; run files are {', '.join(RUN_FILES + SERVING_FILES)}")
         try:
             with self.location.filesystem.open_input_stream(f"{self.folder(run_id)}/{name}") as handle:
                 return handle.read()

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
+from safetensors.numpy import save as save_numpy
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -26,7 +28,7 @@ from dmas.store import Store
 from dmas.train.baselines import baseline_predictions, lift
 from dmas.train.config import TrainConfig, run_id_for
 from dmas.train.determinism import code_version, library_versions
-from dmas.train.loop import TARGET_KEYS, model_config_for, predict, train_model
+from dmas.train.loop import HEADS, TARGET_KEYS, model_config_for, predict, train_model
 from dmas.train.metrics import HIGHER_IS_BETTER, evaluate
 from dmas.train.registry import RunRegistry
 from dmas.train.tensorize import DataManifest, EntityTensors, tensorize
@@ -176,6 +178,7 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
         "model_sha256.txt": (model_sha256 + "\n").encode(),
         "training_log.jsonl": "".join(json.dumps(entry, sort_keys=True) + "\n"
                                       for entry in fitted.training_log).encode(),
+        **serving_files(model, tensors),
     })
     status = "rejected" if violations else "completed"
     registry.set_status(run_id, status, model_sha256=model_sha256,
@@ -184,6 +187,36 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
     return {"run_id": run_id, "status": status, "model_sha256": model_sha256, "metrics": summary,
             "config": recorded_config["train_config"], "created_at": registry.require(run_id).created_at.isoformat(),
             "reused": False}
+
+
+def serving_files(model: FullModel, tensors: EntityTensors) -> dict[str, bytes]:
+    """Every entity's inputs and its scores, computed once per run so serving never scans the tables."""
+    everyone = np.arange(len(tensors.entity_ids))
+    scores = predict(model, tensors, everyone, outputs=(*HEADS, "embedding"))
+    entities = pa.table({
+        "entity_id": pa.array(tensors.entity_ids.tolist(), pa.string()),
+        "split": pa.array(tensors.split, pa.int8()),
+        "event_keys": pa.array(list(tensors.event_keys), pa.list_(pa.int64())),
+        "artifact_sha256": pa.array([list(row) for row in tensors.artifact_sha256], pa.list_(pa.string())),
+    })
+    predictions = pa.table({
+        "entity_id": pa.array(tensors.entity_ids.tolist(), pa.string()),
+        **{head: pa.array(scores[head], pa.float32()) for head in HEADS},
+        "embedding": pa.array(list(scores["embedding"]), pa.list_(pa.float32())),
+    })
+    return {
+        "inputs.safetensors": save_numpy({key: np.ascontiguousarray(value) for key, value in
+                                          sorted(tensors.arrays.items())}),
+        "entities.arrow": _arrow_file_bytes(entities),
+        "predictions.arrow": _arrow_file_bytes(predictions),
+    }
+
+
+def _arrow_file_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def gate_violations(metrics: dict, gates: dict[str, float]) -> list[str]:

@@ -1,0 +1,327 @@
+"""The dmas HTTP service on Ray Serve: a FastAPI ingress in front of a Predictor and an Explainer.
+
+    serve run configs/serve.yaml          (or `dmas serve`)
+
+Every route but /health needs an API key (X-API-Key or Authorization: Bearer); every response
+carries an x-request-id that also lands in the audit log. Errors become status codes in one place
+(`error_body`).
+"""
+
+import functools
+import os
+import time
+import uuid
+from collections import OrderedDict
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from ray.util import metrics
+
+from dmas.config import Settings, load_settings
+from dmas.errors import DmasError, StoreError
+from dmas.serving.audit_log import AuditLog
+from dmas.serving.bundle import IntegrityError, RunBundle, UnknownEntitiesError
+from dmas.serving.query import interpret
+from dmas.serving.security import ApiKey, allows, authenticate
+from dmas.store import Store
+from dmas.train.registry import RunRegistry
+from serve.schemas import ExplainRequest, PredictRequest, QueryRequest
+
+api = FastAPI(title="dmas", description="Deterministic Multimodal Analytics Stack: predictions, explanations, "
+                                        "queries over trained runs.")
+
+
+SETTINGS_ENV = "DMAS_SERVE_SETTINGS_JSON"  # the ingress replica's settings, set through its runtime env
+
+
+class _Runtime:
+    """Per-replica request bookkeeping, built on first use from the settings in the replica's env.
+
+    The middleware runs inside Serve's copy of the FastAPI app and cannot reach objects the ingress
+    instance creates, so it builds its own from the same settings, once per process.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.audit = AuditLog(settings.serve.audit_log)
+        self.requests = metrics.Counter("dmas_requests", description="requests by route and status",
+                                        tag_keys=("route", "status"))
+        self.latency = metrics.Histogram("dmas_request_latency_ms", description="request latency",
+                                         boundaries=[1, 5, 10, 25, 50, 100, 250, 1000], tag_keys=("route",))
+
+
+@functools.cache
+def _runtime() -> _Runtime:
+    return _Runtime(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def error_body(exc: DmasError) -> dict:
+    """The HTTP status and JSON body for a dmas error: the one place errors become status codes."""
+    if isinstance(exc, UnknownEntitiesError):
+        return {"status": 404, "detail": str(exc), "unknown_entity_ids": exc.missing}
+    if isinstance(exc, IntegrityError):
+        return {"status": 500, "detail": str(exc)}
+    if "unknown run" in str(exc):
+        return {"status": 404, "detail": str(exc)}
+    return {"status": 400, "detail": str(exc)}
+
+
+def error_response(body: dict) -> JSONResponse:
+    return JSONResponse({key: value for key, value in body.items() if key != "status"}, status_code=body["status"])
+
+
+@api.middleware("http")
+async def request_scope(request: Request, call_next):
+    """Request id in and out, body size limit, audit line and metrics for every request."""
+    runtime = _runtime()
+    # Serve's proxy takes x-request-id from the request (or makes one) and returns it on the response
+    request_id = request.headers.get("x-request-id") or _serve_request_id() or uuid.uuid4().hex
+    request.state.request_id = request_id
+    request.state.key_id, request.state.entity_count, request.state.run_id = None, 0, None
+    started = time.perf_counter()
+    declared = int(request.headers.get("content-length") or 0)
+    limit = runtime.settings.serve.max_body_bytes
+    if declared > limit:
+        response = JSONResponse({"detail": f"request body of {declared} bytes is over the limit of {limit}"},
+                                status_code=413)
+    else:
+        response = await call_next(request)
+    latency_ms = (time.perf_counter() - started) * 1000
+    route = request.url.path
+    runtime.requests.inc(tags={"route": route, "status": str(response.status_code)})
+    runtime.latency.observe(latency_ms, tags={"route": route})
+    if route != "/health":
+        runtime.audit.write(request_id=request_id, key_id=request.state.key_id, route=route,
+                            status=response.status_code, latency_ms=latency_ms,
+                            entity_count=request.state.entity_count, run_id=request.state.run_id)
+    return response
+
+
+def _serve_request_id() -> str | None:
+    from ray.serve.context import _get_serve_request_context
+
+    return _get_serve_request_context().request_id or None
+
+
+@api.exception_handler(DmasError)
+async def dmas_error(request: Request, exc: DmasError) -> JSONResponse:
+    return error_response(error_body(exc))
+
+
+@api.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [{"field": ".".join(str(part) for part in error["loc"] if part != "body"), "error": error["msg"]}
+                for error in exc.errors()]
+    return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+
+def _bundle_cache(store: Store, size: int):
+    """Load runs on demand and keep the `size` most recently used (weights verified on every load)."""
+    cache: OrderedDict[str, RunBundle] = OrderedDict()
+
+    def get(run_id: str) -> RunBundle:
+        if run_id in cache:
+            cache.move_to_end(run_id)
+            return cache[run_id]
+        bundle = RunBundle.load(store, run_id)
+        cache[run_id] = bundle
+        while len(cache) > size:
+            cache.popitem(last=False)
+        return bundle
+
+    return get
+
+
+# CPU shares: the ingress only routes, lookups are cheap, explanations compute; so the whole
+# application fits beside the training and data work on a 2-CPU machine.
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+class Predictor:
+    """Answers predictions from the run's precomputed scores; concurrent requests are batched."""
+
+    def __init__(self, settings_json: str):
+        self.settings = Settings.model_validate_json(settings_json)
+        self.bundle = _bundle_cache(Store(self.settings.store_uri), self.settings.serve.cached_runs)
+        self.batch_sizes = metrics.Histogram("dmas_predict_batch_size", description="requests per predict batch",
+                                             boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.predict_batch.set_max_batch_size(self.settings.serve.batch_max_size)
+        self.predict_batch.set_batch_wait_timeout_s(self.settings.serve.batch_wait_s)
+
+    @serve.batch
+    async def predict_batch(self, requests: list[tuple[str, list[str]]]) -> list[dict]:
+        self.batch_sizes.observe(len(requests))
+        answers = []
+        for run_id, entity_ids in requests:
+            try:
+                answers.append({"predictions": self.bundle(run_id).predictions_for(entity_ids)})
+            except DmasError as exc:  # travels back as data: exceptions with extra fields do not unpickle
+                answers.append({"error": error_body(exc)})
+        return answers
+
+    async def predict(self, run_id: str, entity_ids: list[str]) -> dict:
+        return await self.predict_batch((run_id, entity_ids))
+
+    def query(self, run_id: str, order_by: str, descending: bool, limit: int, entity_filter: list[str]) -> dict:
+        try:
+            return {"results": self.bundle(run_id).top(order_by, descending, limit, entity_filter or None)}
+        except DmasError as exc:
+            return {"error": error_body(exc)}
+
+    def known_ids(self, run_id: str) -> set[str]:
+        return set(self.bundle(run_id).predictions["entity_id"].to_pylist())
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5})
+class Explainer:
+    """Integrated gradients, event attention and artifact contributions for single entities."""
+
+    def __init__(self, settings_json: str):
+        import torch
+
+        torch.set_num_threads(1)  # measured: 2 threads on 2 shared cores made explanations slower and spikier
+        self.settings = Settings.model_validate_json(settings_json)
+        self.bundle = _bundle_cache(Store(self.settings.store_uri), self.settings.serve.cached_runs)
+
+    def explain(self, run_id: str, entity_ids: list[str], target: str) -> dict:
+        from dmas.serving.explaining import explain_entities
+
+        try:
+            return {"explanations": explain_entities(self.bundle(run_id), entity_ids, target)}
+        except DmasError as exc:
+            return {"error": error_body(exc)}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+@serve.ingress(api)
+class DmasApi:
+    def __init__(self, predictor: DeploymentHandle, explainer: DeploymentHandle, settings_json: str):
+        self.settings = Settings.model_validate_json(settings_json)
+        self.predictor, self.explainer = predictor, explainer
+        self.registry = RunRegistry(Store(self.settings.store_uri))
+        self.keys = self.settings.serve.keys()
+
+    def _key(self, request: Request, role: str) -> ApiKey:
+        presented = request.headers.get("x-api-key")
+        authorization = request.headers.get("authorization", "")
+        if not presented and authorization.lower().startswith("bearer "):
+            presented = authorization[7:].strip()
+        key = authenticate(presented, self.keys)
+        if key is None:
+            raise HTTPException(401, "missing or unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        request.state.key_id = key.key_id
+        if not allows(key, role):
+            raise HTTPException(403, f"the key '{key.key_id}' has role {key.role}; this route needs {role}")
+        return key
+
+    def viewer(self, request: Request) -> ApiKey:
+        return self._key(request, "viewer")
+
+    def _run_id(self, requested: str | None) -> str:
+        if requested:
+            self.registry.require(requested)
+            return requested
+        latest = self.registry.latest_completed()
+        if latest is None:
+            raise StoreError("unknown run: no completed run yet; train one first")
+        return latest.run_id
+
+    def _limit(self, request: Request, entity_ids: list[str]) -> None:
+        request.state.entity_count = len(entity_ids)
+        if len(entity_ids) > self.settings.serve.max_entities_per_request:
+            raise HTTPException(413, f"{len(entity_ids)} entity ids is over the limit of "
+                                     f"{self.settings.serve.max_entities_per_request} per request")
+
+    @api.get("/health")
+    def health(self) -> dict:
+        return {"status": "ok"}
+
+    @api.get("/runs")
+    def runs(self, request: Request) -> list[dict]:
+        self.viewer(request)
+        return [record.to_dict() for record in self.registry.list()]
+
+    @api.get("/runs/{run_id}")
+    def run(self, run_id: str, request: Request) -> dict:
+        self.viewer(request)
+        request.state.run_id = run_id
+        return self.registry.require(run_id).to_dict()
+
+    @api.post("/predict")
+    async def predict(self, body: PredictRequest, request: Request) -> dict:
+        self.viewer(request)
+        self._limit(request, body.entity_ids)
+        run_id = request.state.run_id = self._run_id(body.run_id)
+        answer = await self.predictor.predict.remote(run_id, body.entity_ids)
+        if "error" in answer:
+            return error_response(answer["error"])
+        predictions = answer["predictions"]
+        if body.explanations:
+            explained = await self.explainer.explain.remote(run_id, body.entity_ids, "probability")
+            if "error" in explained:
+                return error_response(explained["error"])
+            for prediction, explanation in zip(predictions, explained["explanations"]):
+                prediction["explanation"] = explanation
+        return {"run_id": run_id, "predictions": predictions}
+
+    @api.post("/explain")
+    async def explain(self, body: ExplainRequest, request: Request) -> dict:
+        self.viewer(request)
+        self._limit(request, body.entity_ids)
+        run_id = request.state.run_id = self._run_id(body.run_id)
+        answer = await self.predictor.predict.remote(run_id, body.entity_ids)
+        if "error" in answer:
+            return error_response(answer["error"])
+        explained = await self.explainer.explain.remote(run_id, body.entity_ids, body.target)
+        if "error" in explained:
+            return error_response(explained["error"])
+        predictions = [{**prediction, "explanation": explanation}
+                       for prediction, explanation in zip(answer["predictions"], explained["explanations"])]
+        return {"run_id": run_id, "predictions": predictions}
+
+    @api.post("/query")
+    async def query(self, body: QueryRequest, request: Request) -> dict:
+        self.viewer(request)
+        run_id = request.state.run_id = self._run_id(body.run_id)
+        if body.query is not None:
+            ordering = interpret(body.query, body.limit, await self.predictor.known_ids.remote(run_id))
+            if ordering.entity_ids:
+                answer = await self.predictor.predict.remote(run_id, list(ordering.entity_ids))
+                if "error" in answer:
+                    return error_response(answer["error"])
+                results = answer["predictions"]
+            else:
+                ranked = await self.predictor.query.remote(run_id, ordering.order_by, ordering.descending,
+                                                           ordering.limit, [])
+                if "error" in ranked:
+                    return error_response(ranked["error"])
+                results = ranked["results"]
+            return {"run_id": run_id, "interpreted_as": ordering.to_dict(), "results": results}
+        ranked = await self.predictor.query.remote(run_id, body.order_by, body.descending, body.limit,
+                                                   body.filter.entity_ids if body.filter else [])
+        if "error" in ranked:
+            return error_response(ranked["error"])
+        results = ranked["results"]
+        return {"run_id": run_id, "interpreted_as": {"order_by": body.order_by, "descending": body.descending,
+                                                     "limit": body.limit}, "results": results}
+
+
+def build_app(settings: Settings | None = None):
+    """The Serve application graph, configured from settings (env DMAS_* / YAML)."""
+    settings = settings or load_settings()
+    settings_json = settings.model_dump_json()
+    predictor = Predictor.options(num_replicas=settings.serve.predictor_replicas,
+                                  max_ongoing_requests=settings.serve.max_ongoing_requests).bind(settings_json)
+    explainer = Explainer.options(num_replicas=settings.serve.explainer_replicas,
+                                  max_ongoing_requests=settings.serve.max_ongoing_requests).bind(settings_json)
+    ingress_options = {"num_cpus": 0, "runtime_env": {"env_vars": {SETTINGS_ENV: settings_json}}}
+    return DmasApi.options(max_ongoing_requests=settings.serve.max_ongoing_requests,
+                           ray_actor_options=ingress_options).bind(
+        predictor, explainer, settings_json)
+
+
+def app_builder(args: dict):
+    """Entry for `serve run` / `serve deploy` (import_path serve.app:app_builder)."""
+    return build_app(load_settings(args.get("config")) if args else None)
+

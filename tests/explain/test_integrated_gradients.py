@@ -1,0 +1,119 @@
+"""Integrated gradients: completeness on trained models, exact zeros where inputs cannot matter, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dmas.explain import ExplainError, attribute
+from dmas.explain.integrated_gradients import ATTRIBUTED, EVENT_TIMES
+
+ENTITIES = 8
+
+
+@pytest.mark.parametrize("target", ["regression", "logit", "ranking_score"])
+def test_completeness_within_one_percent(trained, entities, one, target):
+    batch = entities(trained.config, ENTITIES, seed=1)
+    for i in range(ENTITIES):
+        found = attribute(trained, one(batch, i), target)
+        change = found.f_x - found.f_baseline
+        assert abs(change) > 0.01, "an entity whose prediction equals the baseline's says nothing about completeness"
+        assert found.delta <= 0.01 * abs(change), (i, found.delta, change)
+        assert found.delta == pytest.approx(abs(found.total - change), abs=1e-9)
+
+
+def test_completeness_with_event_times_and_probability(attention_model, entities, one):
+    batch = entities(attention_model.config, 4, seed=2)
+    for i in range(4):
+        found = attribute(attention_model, one(batch, i), "probability", event_times=True)
+        assert set(found.attributions) == set(ATTRIBUTED) | set(EVENT_TIMES)
+        assert found.delta <= 0.01 * abs(found.f_x - found.f_baseline)
+
+
+def test_f_x_is_the_models_prediction(trained, entities, one):
+    entity = one(entities(trained.config, 1, seed=3), 0)
+    with torch.no_grad():
+        expected = trained(entity)
+    for target in ("regression", "logit", "probability", "ranking_score"):
+        assert attribute(trained, entity, target).f_x == float(getattr(expected, target)[0])
+
+
+def test_padding_gets_exactly_zero(trained, entities, one):
+    """Right-aligned items with NaN and huge values in the padding (and past each artifact type's length)."""
+    batch = entities(trained.config, 6, seed=4, align="right", garbage=True)
+    for i in range(6):
+        entity = one(batch, i)
+        found = attribute(trained, entity, "regression")
+        scores = found.attributions
+        assert all(np.isfinite(values).all() for values in scores.values())
+        assert (scores["event_value"][~entity["event_mask"][0].numpy()] == 0).all()
+        neighbor_padding = ~entity["neighbor_mask"][0].numpy()
+        assert (scores["neighbor_attributes"][neighbor_padding] == 0).all()
+        assert (scores["neighbor_value"][neighbor_padding] == 0).all()
+        for slot, (real, kind) in enumerate(zip(entity["artifact_mask"][0], entity["artifact_type"][0])):
+            read = trained.config.artifact_dims[int(kind)] if real else 0
+            assert (scores["artifact_vector"][slot, read:] == 0).all()
+        assert found.delta <= 0.01 * abs(found.f_x - found.f_baseline)
+
+
+def test_an_entity_without_items_has_attributions_only_on_attributes(attention_model, entities, one):
+    entity = one(entities(attention_model.config, 1, seed=5), 0)
+    for key in ("event_mask", "neighbor_mask", "artifact_mask"):
+        entity[key] = torch.zeros_like(entity[key])
+    found = attribute(attention_model, entity, "regression")
+    assert all((found.attributions[key] == 0).all() for key in ATTRIBUTED if key != "attributes")
+    assert found.attributions["attributes"].sum() == pytest.approx(found.f_x - found.f_baseline, rel=0.01)
+
+
+@pytest.mark.parametrize("disabled, unread", [("artifacts", ["artifact_vector"]),
+                                              ("events", ["event_value", *EVENT_TIMES]),
+                                              ("graph", ["neighbor_attributes", "neighbor_value"])])
+def test_a_disabled_modality_gets_zero(small_config, train, entities, one, disabled, unread):
+    model = train(small_config(disabled=frozenset({disabled})), steps=30)
+    batch = entities(model.config, 3, seed=6)
+    for i in range(3):
+        found = attribute(model, one(batch, i), "ranking_score", event_times=True)
+        assert all((found.attributions[key] == 0).all() for key in unread)
+        assert found.delta <= 0.01 * abs(found.f_x - found.f_baseline)
+
+
+def test_attributes_still_count_through_the_graph_when_their_encoder_is_disabled(small_config, train, entities, one):
+    model = train(small_config(disabled=frozenset({"attributes"})), steps=30)
+    found = attribute(model, one(entities(model.config, 1, seed=7), 0), "regression")
+    assert np.abs(found.attributions["attributes"]).sum() > 0
+
+
+def test_same_entity_same_bits(trained, entities, one):
+    entity = one(entities(trained.config, 1, seed=8), 0)
+    first, second = (attribute(trained, entity, "logit") for _ in range(2))
+    assert first.delta == second.delta and first.n_nodes == second.n_nodes
+    assert all(np.array_equal(first.attributions[key], second.attributions[key]) for key in first.attributions)
+
+
+def test_the_first_pass_runs_all_steps_in_one_batch(attention_model, entities, one):
+    rows = []
+    hook = attention_model.register_forward_pre_hook(lambda _, args: rows.append(args[0]["attributes"].shape[0]))
+    try:
+        found = attribute(attention_model, one(entities(attention_model.config, 1, seed=9), 0), "regression",
+                          n_steps=50)
+    finally:
+        hook.remove()
+    assert rows[:3] == [1, 1, 50]  # f(x), f(baseline), then every Gauss-Legendre node of the first pass at once
+    assert found.n_nodes == 50 + sum(rows[5::3])  # each later round: the nodes of the segments it bisected
+
+
+def test_bad_requests_are_refused(attention_model, entities, one):
+    batch = entities(attention_model.config, 2, seed=10)
+    with pytest.raises(ExplainError, match="one entity at a time"):
+        attribute(attention_model, batch, "regression")
+    with pytest.raises(ExplainError, match="target must be one of"):
+        attribute(attention_model, one(batch, 0), "embedding")
+    with pytest.raises(ExplainError, match="baseline must be one of"):
+        attribute(attention_model, one(batch, 0), "regression", baseline="zeros")
+    attention_model.train()
+    try:
+        with pytest.raises(ExplainError, match="eval"):
+            attribute(attention_model, one(batch, 0), "regression")
+    finally:
+        attention_model.eval()
