@@ -23,13 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    stdout, sys.stdout = sys.stdout, sys.stderr  # only the JSON result goes to stdout; Ray prints there too
     try:
         settings = load_settings(args.config, **({"store_uri": args.store} if args.store else {}))
         result = args.handler(args, settings)
     except DmasError as exc:
         print(f"dmas: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    finally:
+        sys.stdout = stdout
+    print(json.dumps(result, indent=2, sort_keys=True, default=str), flush=True)
     return 0
 
 

@@ -35,6 +35,8 @@ def ensure_ray(settings: RaySettings) -> None:
     # a single-node Ray listens on loopback only; nothing outside this machine can reach it
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_REPORT_INTERVAL_S)
+    # workers' own log lines stay in the session logs and the dashboard: forwarded, they land on this
+    # process's stdout, where the CLI prints its JSON result
     ray.init(num_cpus=settings.num_cpus, include_dashboard=settings.include_dashboard,
-             object_store_memory=settings.object_store_memory, log_to_driver=True)
+             object_store_memory=settings.object_store_memory, log_to_driver=False)
     log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))
