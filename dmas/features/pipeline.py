@@ -75,6 +75,10 @@ def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureCon
     ensure_ray(settings.ray)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
+    # One map operator: the per-operator CPU reservation only holds tasks back here (measured on
+    # Ray 2.60 with 2 CPUs: one task at a time, Ray Data 0.79x a plain loop). Ray calls this switch
+    # historical; without it the pipeline is still correct, only slower.
+    context.op_resource_reservation_enabled = False
     batch_size = settings.features.batch_size
     blocks = [pending.slice(start, batch_size) for start in range(0, pending.num_rows, batch_size)]
     dataset = ray.data.from_arrow(blocks)  # one block per task: no shuffle stage
