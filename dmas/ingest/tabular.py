@@ -125,8 +125,9 @@ class _ValidatedStream:
         self.failure: Exception | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        """Validated batches, produced in a background thread so validating overlaps the Delta write."""
         try:
-            yield from self._batches()
+            yield from prefetched(self._batches(), depth=4)
         except Exception as exc:
             self.failure = exc
             raise
