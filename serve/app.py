@@ -69,6 +69,20 @@ def error_body(exc: DmasError) -> dict:
     return {"status": 400, "detail": str(exc)}
 
 
+class DeploymentError(Exception):
+    """A Predictor/Explainer answered with an error body (errors travel between replicas as data)."""
+
+    def __init__(self, body: dict):
+        super().__init__(body["detail"])
+        self.body = body
+
+
+def unwrap(answer: dict, key: str):
+    if "error" in answer:
+        raise DeploymentError(answer["error"])
+    return answer[key]
+
+
 def error_response(body: dict) -> JSONResponse:
     return JSONResponse({key: value for key, value in body.items() if key != "status"}, status_code=body["status"])
 
@@ -109,6 +123,11 @@ def _serve_request_id() -> str | None:
 @api.exception_handler(DmasError)
 async def dmas_error(request: Request, exc: DmasError) -> JSONResponse:
     return error_response(error_body(exc))
+
+
+@api.exception_handler(DeploymentError)
+async def deployment_error(request: Request, exc: DeploymentError) -> JSONResponse:
+    return error_response(exc.body)
 
 
 @api.exception_handler(RequestValidationError)
@@ -248,37 +267,28 @@ class DmasApi:
         request.state.run_id = run_id
         return self.registry.require(run_id).to_dict()
 
+    async def _predicted(self, run_id: str, entity_ids: list[str], explain_target: str | None) -> list[dict]:
+        """The run's predictions for the ids, each with its explanation of `explain_target` when given."""
+        predictions = unwrap(await self.predictor.predict.remote(run_id, entity_ids), "predictions")
+        if explain_target is None:
+            return predictions
+        explained = unwrap(await self.explainer.explain.remote(run_id, entity_ids, explain_target), "explanations")
+        return [{**prediction, "explanation": explanation} for prediction, explanation in zip(predictions, explained)]
+
     @api.post("/predict")
     async def predict(self, body: PredictRequest, request: Request) -> dict:
         self.viewer(request)
         self._limit(request, body.entity_ids)
         run_id = request.state.run_id = self._run_id(body.run_id)
-        answer = await self.predictor.predict.remote(run_id, body.entity_ids)
-        if "error" in answer:
-            return error_response(answer["error"])
-        predictions = answer["predictions"]
-        if body.explanations:
-            explained = await self.explainer.explain.remote(run_id, body.entity_ids, "probability")
-            if "error" in explained:
-                return error_response(explained["error"])
-            for prediction, explanation in zip(predictions, explained["explanations"]):
-                prediction["explanation"] = explanation
-        return {"run_id": run_id, "predictions": predictions}
+        target = "probability" if body.explanations else None
+        return {"run_id": run_id, "predictions": await self._predicted(run_id, body.entity_ids, target)}
 
     @api.post("/explain")
     async def explain(self, body: ExplainRequest, request: Request) -> dict:
         self.viewer(request)
         self._limit(request, body.entity_ids)
         run_id = request.state.run_id = self._run_id(body.run_id)
-        answer = await self.predictor.predict.remote(run_id, body.entity_ids)
-        if "error" in answer:
-            return error_response(answer["error"])
-        explained = await self.explainer.explain.remote(run_id, body.entity_ids, body.target)
-        if "error" in explained:
-            return error_response(explained["error"])
-        predictions = [{**prediction, "explanation": explanation}
-                       for prediction, explanation in zip(answer["predictions"], explained["explanations"])]
-        return {"run_id": run_id, "predictions": predictions}
+        return {"run_id": run_id, "predictions": await self._predicted(run_id, body.entity_ids, body.target)}
 
     @api.post("/query")
     async def query(self, body: QueryRequest, request: Request) -> dict:
@@ -287,22 +297,13 @@ class DmasApi:
         if body.query is not None:
             ordering = interpret(body.query, body.limit, await self.predictor.known_ids.remote(run_id))
             if ordering.entity_ids:
-                answer = await self.predictor.predict.remote(run_id, list(ordering.entity_ids))
-                if "error" in answer:
-                    return error_response(answer["error"])
-                results = answer["predictions"]
+                results = await self._predicted(run_id, list(ordering.entity_ids), None)
             else:
-                ranked = await self.predictor.query.remote(run_id, ordering.order_by, ordering.descending,
-                                                           ordering.limit, [])
-                if "error" in ranked:
-                    return error_response(ranked["error"])
-                results = ranked["results"]
+                results = unwrap(await self.predictor.query.remote(run_id, ordering.order_by, ordering.descending,
+                                                                   ordering.limit, []), "results")
             return {"run_id": run_id, "interpreted_as": ordering.to_dict(), "results": results}
-        ranked = await self.predictor.query.remote(run_id, body.order_by, body.descending, body.limit,
-                                                   body.filter.entity_ids if body.filter else [])
-        if "error" in ranked:
-            return error_response(ranked["error"])
-        results = ranked["results"]
+        results = unwrap(await self.predictor.query.remote(run_id, body.order_by, body.descending, body.limit,
+                                                           body.filter.entity_ids if body.filter else []), "results")
         return {"run_id": run_id, "interpreted_as": {"order_by": body.order_by, "descending": body.descending,
                                                      "limit": body.limit}, "results": results}
 

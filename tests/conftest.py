@@ -43,3 +43,29 @@ def local_ray():
              _temp_dir=temp_dir, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def build_synthetic_store(root: Path, n_entities: int, seed: int, **synth_options):
+    """Synthetic data ingested into a store under `root`, with features (extracted in-process)."""
+    from dmas.config import load_settings
+    from dmas.features.pipeline import extract_pending
+    from dmas.ingest.artifacts import ingest_artifact_manifest
+    from dmas.ingest.tabular import ingest_table
+    from dmas.store import Store
+    from dmas.synth import generate
+
+    data = generate(root / "synth", n_entities=n_entities, seed=seed, **synth_options)
+    store = Store(root / "store")
+    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
+                       ("interactions", data.interactions_path)):
+        ingest_table(store, kind, path)
+    report = ingest_artifact_manifest(store, data.artifacts_path)
+    assert report["failed_rows"] == 0, report["errors"]
+    extract_pending(store, load_settings(store_uri=store.uri), use_ray=False)
+    return store
+
+
+@pytest.fixture(scope="session")
+def synthetic_store():
+    """The factory above, for module-scoped fixtures."""
+    return build_synthetic_store

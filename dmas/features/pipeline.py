@@ -40,11 +40,13 @@ def pending_blobs(store: Store, version: str) -> pa.Table:
     return pending.sort_by([("sha256", "ascending")])
 
 
-def extract_pending(store: Store, settings: Settings, *, extract: Extractor | None = None) -> dict:
+def extract_pending(store: Store, settings: Settings, *, extract: Extractor | None = None,
+                    use_ray: bool = True) -> dict:
     """Extract and commit the features of every pending blob; says so when nothing is pending.
 
     `extract` replaces the extractor (tests inject faults); by default it is `extract_features`
-    with the configured image pixel limit.
+    with the configured image pixel limit. `use_ray=False` runs the same batch function in this
+    process (small stores, tests): the stored bytes are the same.
     """
     extract = extract or functools.partial(extract_features, max_pixels=settings.limits.max_image_pixels)
     config = settings.features.extractor_config()
@@ -54,7 +56,9 @@ def extract_pending(store: Store, settings: Settings, *, extract: Extractor | No
                "version": store.table("features").version()}
     if pending.num_rows == 0:
         return {**summary, "message": "nothing pending: every blob has features at this feature_version"}
-    results = _extract_with_ray_data(store.uri, pending, config, version, settings, extract)
+    results = (_extract_with_ray_data(store.uri, pending, config, version, settings, extract) if use_ray else
+               extract_batch(pending, store_uri=store.uri, config=config, version=version, extract=extract)
+               .cast(FEATURES.schema))
     commit = store.table("features").upsert(results, {"dmas_operation": "extract features",
                                                       "feature_version": version})
     failed = results.filter(pc.equal(results["status"], "failed"))

@@ -22,8 +22,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 def build_store(folder: Path, entities: int):
     """Synthetic data shaped as the issue asks, ingested and with features (extracted in-process)."""
-    from dmas.features.pipeline import extract_batch, pending_blobs
-    from dmas.features.version import DEFAULT_FEATURE_CONFIG, feature_version
+    from dmas.config import load_settings
+    from dmas.features.pipeline import extract_pending
     from dmas.ingest.artifacts import ingest_artifact_manifest
     from dmas.ingest.tabular import ingest_table
     from dmas.store import Store
@@ -36,9 +36,7 @@ def build_store(folder: Path, entities: int):
                        ("interactions", data.interactions_path)):
         ingest_table(store, kind, path)
     ingest_artifact_manifest(store, data.artifacts_path)
-    version = feature_version(DEFAULT_FEATURE_CONFIG)
-    store.table("features").upsert(extract_batch(pending_blobs(store, version), store_uri=store.uri,
-                                                 config=DEFAULT_FEATURE_CONFIG, version=version), {})
+    extract_pending(store, load_settings(store_uri=store.uri), use_ray=False)
     return store
 
 

@@ -114,3 +114,11 @@ def test_a_crashed_task_is_retried_and_the_result_is_unchanged(local_ray, ingest
     assert sentinel.exists()
     assert _stored_bytes(crashed) == _stored_bytes(reference)
     assert pending_blobs(crashed, extract_pending(crashed, _settings())["feature_version"]).num_rows == 0
+
+
+def test_in_process_extraction_stores_the_same_bytes(local_ray, ingested_store, tmp_path):
+    through_ray = _copy(ingested_store, tmp_path / "ray")
+    in_process = _copy(ingested_store, tmp_path / "local")
+    extract_pending(through_ray, _settings())
+    extract_pending(in_process, _settings(), use_ray=False)
+    assert _stored_bytes(through_ray) == _stored_bytes(in_process)

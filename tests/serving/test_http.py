@@ -7,14 +7,8 @@ import httpx
 import pytest
 
 from dmas.config import load_settings
-from dmas.features.pipeline import extract_batch, pending_blobs
-from dmas.features.version import DEFAULT_FEATURE_CONFIG, feature_version
-from dmas.ingest.artifacts import ingest_artifact_manifest
-from dmas.ingest.tabular import ingest_table
 from dmas.serving.audit_log import AuditLog
 from dmas.serving.security import new_key
-from dmas.store import Store
-from dmas.synth import generate
 from dmas.train.config import TrainConfig
 from dmas.train.runner import train_run
 
@@ -28,22 +22,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def service(local_ray, tmp_path_factory):
+def service(local_ray, tmp_path_factory, synthetic_store):
     """A trained run on 200 synthetic entities, served by the real application on a free loopback port."""
     from ray import serve
 
     from serve.app import build_app
 
     root = tmp_path_factory.mktemp("serving")
-    data = generate(root / "synth", n_entities=200, seed=5)
-    store = Store(root / "store")
-    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
-                       ("interactions", data.interactions_path)):
-        ingest_table(store, kind, path)
-    ingest_artifact_manifest(store, data.artifacts_path)
-    version = feature_version(DEFAULT_FEATURE_CONFIG)
-    store.table("features").upsert(extract_batch(pending_blobs(store, version), store_uri=store.uri,
-                                                 config=DEFAULT_FEATURE_CONFIG, version=version), {})
+    store = synthetic_store(root, n_entities=200, seed=5)
     viewer_key, viewer = new_key("analyst", "viewer")
     admin_key, admin = new_key("ops", "admin")
     port = _free_port()

@@ -10,12 +10,8 @@ import pytest
 
 from dmas.config import load_settings
 from dmas.errors import ConfigError, StoreError
-from dmas.features.pipeline import extract_batch, pending_blobs
-from dmas.features.version import DEFAULT_FEATURE_CONFIG, feature_version
-from dmas.ingest.artifacts import ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
-from dmas.synth import generate
 from dmas.train.baselines import baseline_predictions
 from dmas.train.config import ModelSettings, TrainConfig, run_id_for
 from dmas.train.lineage import run_lineage
@@ -30,20 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, synthetic_store):
     """1,500 synthetic entities with events, interactions, media and their features."""
-    root = tmp_path_factory.mktemp("training")
-    data = generate(root / "synth", n_entities=1500, seed=3)
-    store = Store(root / "store")
-    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
-                       ("interactions", data.interactions_path)):
-        ingest_table(store, kind, path)
-    ingest_artifact_manifest(store, data.artifacts_path)
-    version = feature_version(DEFAULT_FEATURE_CONFIG)  # the same extraction function the pipeline runs
-    vectors = extract_batch(pending_blobs(store, version), store_uri=store.uri, config=DEFAULT_FEATURE_CONFIG,
-                            version=version)
-    store.table("features").upsert(vectors, {"dmas_operation": "test features"})
-    return store
+    return synthetic_store(tmp_path_factory.mktemp("training"), n_entities=1500, seed=3)
 
 
 @pytest.fixture(scope="module")
