@@ -33,6 +33,17 @@ def write(tmp_path):
     return _write
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors run fastest on one thread, and the test machine has two cores to share."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def local_ray():
     """One small local Ray for the whole session, on loopback, dashboard off."""

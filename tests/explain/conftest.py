@@ -100,12 +100,8 @@ def _train(config: ModelConfig, steps: int = TRAIN_STEPS, seed: int = 0) -> Full
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors run fastest on one thread, and the test machine has two cores to share."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs on one torch thread (see tests/conftest.py)."""
 
 
 @functools.cache
