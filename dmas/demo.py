@@ -1,5 +1,5 @@
 """The main job, end to end on the embedded default: synthetic data -> store -> features -> train ->
-reproduce -> serve predict/explain/query over HTTP.
+reproduce -> serve predict/explain/query and an upload job over HTTP.
 
 Each capability of dmas adds its step here, so one command shows the whole product working.
 Progress lines go to `say`; the return value is the machine-readable summary.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dmas.config import Settings
 from dmas.features.pipeline import extract_pending
-from dmas.ingest.artifacts import ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
+from dmas.operations import ingest_synthetic
 from dmas.runtime import ensure_ray
 from dmas.store import Store
 from dmas.store.forget import forget_entity
@@ -42,7 +42,7 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
                         "artifacts": dict(data.artifacts_by_type), "duplicate_media": data.n_duplicate_media}
 
     store = Store(settings.store_uri)
-    summary["ingest"] = _ingest_all(store, data, settings, say)
+    summary["ingest"] = ingest_synthetic(store, settings, data, say)
     reingest = ingest_table(store, "events", data.events_path, limits=settings.limits)
     say(f"re-ingest events: {reingest['inserted_rows']} inserted, {reingest['unchanged_rows']} unchanged "
         f"(idempotent), version stays {reingest['version']}")
@@ -60,7 +60,7 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
     summary["snapshot"] = snapshot
 
     summary["train"] = _train_and_reproduce(store, settings, say)
-    summary["serve"] = _serve_and_call(settings, workdir, say)
+    summary["serve"] = _serve_and_call(settings, workdir, data.interactions_path, say)
 
     export_path = workdir / "exports" / f"events_v{snapshot['events']}.parquet"
     export_path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,7 @@ def _train_and_reproduce(store: Store, settings: Settings, say: Callable[[str], 
             "identical_on_reproduce": check["identical_model"] and check["identical_test_predictions"]}
 
 
-def _serve_and_call(settings: Settings, workdir: Path, say: Callable[[str], None]) -> dict:
+def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, say: Callable[[str], None]) -> dict:
     """Start the Serve application on loopback with a fresh viewer key and call it as a client would."""
     import socket
 
@@ -102,11 +102,12 @@ def _serve_and_call(settings: Settings, workdir: Path, say: Callable[[str], None
     from serve.app import build_app
 
     key, entry = new_key("demo", "viewer")
+    admin_key, admin_entry = new_key("demo-admin", "admin")
     with socket.socket() as probe:  # a free port: something else may hold 8000
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     served = settings.model_copy(update={"serve": settings.serve.model_copy(update={
-        "host": "127.0.0.1", "port": port, "api_keys": [entry.model_dump()],
+        "host": "127.0.0.1", "port": port, "api_keys": [entry.model_dump(), admin_entry.model_dump()],
         "audit_log": str(workdir / "audit" / "serve.jsonl")})})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(served), name="dmas", route_prefix="/")
@@ -115,6 +116,7 @@ def _serve_and_call(settings: Settings, workdir: Path, say: Callable[[str], None
             predicted = client.post("/predict", json={"entity_ids": ["ent_000001", "ent_000002"]}).json()
             explained = client.post("/explain", json={"entity_ids": ["ent_000001"]}).json()
             top = client.post("/query", json={"query": "top 3 most likely"}).json()
+            upload = _upload_as_job(client, admin_key, interactions_path)
     finally:
         serve.shutdown()
     first = predicted["predictions"][0]
@@ -124,30 +126,29 @@ def _serve_and_call(settings: Settings, workdir: Path, say: Callable[[str], None
     say(f"serve: POST /explain -> {explanation['narrative']} (IG delta {explanation['convergence_delta']:.2g})")
     say(f"serve: POST /query 'top 3 most likely' -> {[row['entity_id'] for row in top['results']]} "
         f"(read as {top['interpreted_as']['order_by']})")
-    return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"]}
+    say(f"serve: POST /ingest/interactions?async=true -> job {upload['job_id'][:8]}… {upload['status']}: "
+        f"{upload['result']['unchanged_rows']} rows unchanged (idempotent), request id {upload['request_id'][:8]}…")
+    return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"],
+            "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
+
+
+def _upload_as_job(client, admin_key: str, path: Path) -> dict:
+    """Upload a table as the original stack's clients do, asynchronously, and follow its job to the end."""
+    import time
+
+    headers = {"x-api-key": admin_key}
+    started = client.post("/ingest/interactions", params={"async": "true"}, headers=headers,
+                          files={"file": (path.name, path.read_bytes(), "text/csv")}).json()
+    deadline = time.monotonic() + 300
+    while True:
+        job = client.get(started["status_url"], headers=headers).json()
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def _ingest_all(store: Store, data, settings: Settings, say: Callable[[str], None]) -> dict:
-    results = {}
-    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
-                       ("interactions", data.interactions_path)):
-        report = ingest_table(store, kind, path, limits=settings.limits)
-        say(f"ingest {kind}: {report['success_rows']}/{report['total_rows']} rows ok, "
-            f"{report['inserted_rows']} inserted, {report['updated_rows']} updated, version {report['version']}")
-        results[kind] = _counts(report)
-    report = ingest_artifact_manifest(store, data.artifacts_path, limits=settings.limits)
-    say(f"ingest artifacts: {report['success_rows']}/{report['total_rows']} files ok, "
-        f"{report['unique_blobs']} unique blobs stored once, version {report['version']}")
-    results["artifacts"] = {**_counts(report), "unique_blobs": report["unique_blobs"]}
-    return results
-
-
-def _counts(report: dict) -> dict:
-    return {key: report[key] for key in ("total_rows", "success_rows", "failed_rows", "inserted_rows", "version")}
 
 
 def _forget_one(store: Store, say: Callable[[str], None]) -> dict:

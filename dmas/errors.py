@@ -21,6 +21,10 @@ class StoreError(DmasError):
     """The store cannot do what was asked (unknown table, missing version, conflicting commit)."""
 
 
+class NotFoundError(StoreError):
+    """A named thing (run, job) does not exist; HTTP answers 404."""
+
+
 class UnreadableFileError(DmasError):
     """A whole input file cannot be parsed; nothing was written."""
 

@@ -7,13 +7,20 @@ carries an x-request-id that also lands in the audit log. Errors become status c
 (`error_body`).
 """
 
+import asyncio
 import functools
 import os
+import shutil
 import time
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Request
+import ray
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -21,18 +28,26 @@ from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
 from dmas.config import Settings, load_settings
-from dmas.errors import DmasError, StoreError
+from dmas.errors import DmasError, NotFoundError
 from dmas.serving.audit_log import AuditLog
-from dmas.serving.bundle import IntegrityError, RunBundle, UnknownEntitiesError
+from dmas.serving.bundle import RunBundle
+from dmas.serving.errors import error_body
+from dmas.serving.jobs import JobBook, JobRecord, run_job
 from dmas.serving.query import interpret
 from dmas.serving.security import ApiKey, allows, authenticate
+from dmas.serving.uploads import plain_name, save_upload
 from dmas.store import Store
+from dmas.train.config import TrainConfig
 from dmas.train.registry import RunRegistry
-from serve.schemas import ExplainRequest, PredictRequest, QueryRequest
+from serve.schemas import ExplainRequest, PredictRequest, PreloadRequest, QueryRequest
 
 api = FastAPI(title="dmas", description="Deterministic Multimodal Analytics Stack: predictions, explanations, "
-                                        "queries over trained runs.")
+                                        "queries over trained runs; ingestion, feature extraction and training "
+                                        "as Ray jobs (add ?async=true to get the job id at once).")
 
+
+# `?async=true` on a job route: answer 202 with the job id and status URL at once instead of the result
+RunAsync = Annotated[bool, Query(alias="async", description="answer at once with the job id and its status URL")]
 
 SETTINGS_ENV = "DMAS_SERVE_SETTINGS_JSON"  # the ingress replica's settings, set through its runtime env
 
@@ -56,17 +71,6 @@ class _Runtime:
 @functools.cache
 def _runtime() -> _Runtime:
     return _Runtime(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
-
-
-def error_body(exc: DmasError) -> dict:
-    """The HTTP status and JSON body for a dmas error: the one place errors become status codes."""
-    if isinstance(exc, UnknownEntitiesError):
-        return {"status": 404, "detail": str(exc), "unknown_entity_ids": exc.missing}
-    if isinstance(exc, IntegrityError):
-        return {"status": 500, "detail": str(exc)}
-    if "unknown run" in str(exc):
-        return {"status": 404, "detail": str(exc)}
-    return {"status": 400, "detail": str(exc)}
 
 
 class DeploymentError(Exception):
@@ -95,14 +99,10 @@ async def request_scope(request: Request, call_next):
     request_id = request.headers.get("x-request-id") or _serve_request_id() or uuid.uuid4().hex
     request.state.request_id = request_id
     request.state.key_id, request.state.entity_count, request.state.run_id = None, 0, None
+    request.state.job_id = None
     started = time.perf_counter()
-    declared = int(request.headers.get("content-length") or 0)
-    limit = runtime.settings.serve.max_body_bytes
-    if declared > limit:
-        response = JSONResponse({"detail": f"request body of {declared} bytes is over the limit of {limit}"},
-                                status_code=413)
-    else:
-        response = await call_next(request)
+    refusal = _body_refusal(request, runtime.settings)
+    response = refusal if refusal is not None else await call_next(request)
     latency_ms = (time.perf_counter() - started) * 1000
     route = request.url.path
     runtime.requests.inc(tags={"route": route, "status": str(response.status_code)})
@@ -110,8 +110,24 @@ async def request_scope(request: Request, call_next):
     if route != "/health":
         runtime.audit.write(request_id=request_id, key_id=request.state.key_id, route=route,
                             status=response.status_code, latency_ms=latency_ms,
-                            entity_count=request.state.entity_count, run_id=request.state.run_id)
+                            entity_count=request.state.entity_count, run_id=request.state.run_id,
+                            job_id=request.state.job_id)
     return response
+
+
+def _body_refusal(request: Request, settings: Settings) -> JSONResponse | None:
+    """413 for a body over its limit (uploads have their own), 411 for an upload of undeclared length."""
+    uploading = request.headers.get("content-type", "").startswith("multipart/form-data")
+    limit = settings.serve.max_upload_request_bytes if uploading else settings.serve.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is None:
+        if "transfer-encoding" in request.headers:  # a body of unknown length could be any size
+            return JSONResponse({"detail": "request bodies must declare their Content-Length"}, status_code=411)
+        return None
+    if int(declared) > limit:
+        return JSONResponse({"detail": f"request body of {declared} bytes is over the limit of {limit}"},
+                            status_code=413)
+    return None
 
 
 def _serve_request_id() -> str | None:
@@ -212,13 +228,36 @@ class Explainer:
             return {"error": error_body(exc)}
 
 
+def _job_answer(record: JobRecord) -> JSONResponse:
+    """A finished job as the original stack answered: its result, or its error with the error's status."""
+    headers = {"x-job-id": record.job_id}
+    if record.status == "succeeded":
+        return JSONResponse(record.result, headers=headers)
+    error = record.error or {"status": 500, "detail": f"job ended as {record.status}"}
+    body = {key: value for key, value in error.items() if key != "status"}
+    return JSONResponse({**body, "job_id": record.job_id}, status_code=error["status"], headers=headers)
+
+
+# A job orchestrates: the Ray Data and Ray Train work it starts reserve their own CPUs, so the job
+# itself reserves none (reserving one would leave a 2-CPU machine too little to run that work).
+# A crashed job is not retried: it is recorded as failed and the client starts it again.
+@ray.remote(num_cpus=0, max_retries=0)
+def job_task(job_id: str, operation: str, params: dict, settings_json: str) -> dict:
+    """Run one job in a Ray worker and record how it ended (see dmas.serving.jobs.run_job)."""
+    settings = Settings.model_validate_json(settings_json)
+    return run_job(JobBook(Store(settings.store_uri)), job_id, operation, params, settings).to_dict()
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class DmasApi:
     def __init__(self, predictor: DeploymentHandle, explainer: DeploymentHandle, settings_json: str):
         self.settings = Settings.model_validate_json(settings_json)
         self.predictor, self.explainer = predictor, explainer
-        self.registry = RunRegistry(Store(self.settings.store_uri))
+        self.settings_json = settings_json
+        store = Store(self.settings.store_uri)
+        self.registry = RunRegistry(store)
+        self.jobs = JobBook(store)
         self.keys = self.settings.serve.keys()
 
     def _key(self, request: Request, role: str) -> ApiKey:
@@ -237,13 +276,16 @@ class DmasApi:
     def viewer(self, request: Request) -> ApiKey:
         return self._key(request, "viewer")
 
+    def admin(self, request: Request) -> ApiKey:
+        return self._key(request, "admin")
+
     def _run_id(self, requested: str | None) -> str:
         if requested:
             self.registry.require(requested)
             return requested
         latest = self.registry.latest_completed()
         if latest is None:
-            raise StoreError("unknown run: no completed run yet; train one first")
+            raise NotFoundError("unknown run: no completed run yet; train one first")
         return latest.run_id
 
     def _limit(self, request: Request, entity_ids: list[str]) -> None:
@@ -306,6 +348,113 @@ class DmasApi:
                                                            body.filter.entity_ids if body.filter else []), "results")
         return {"run_id": run_id, "interpreted_as": {"order_by": body.order_by, "descending": body.descending,
                                                      "limit": body.limit}, "results": results}
+
+
+    # ---- jobs: the original stack's ingest / extract / train / preload routes ----
+
+    def _new_job(self, request: Request, operation: str) -> JobRecord:
+        self.admin(request)
+        record = self.jobs.create(operation, request.state.request_id, request.state.key_id)
+        request.state.job_id = record.job_id
+        return record
+
+    async def _stage(self, record: JobRecord, uploads: list[tuple[UploadFile, str]]) -> Path:
+        """Save the uploads under the job's staging folder (each as its relative name); returns the folder."""
+        folder = self.jobs.staging_folder(record.job_id)
+        try:
+            for upload, name in uploads:
+                await run_in_threadpool(save_upload, upload.file, folder, name, self.settings.limits.max_upload_bytes)
+        except DmasError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            self.jobs.update(record.job_id, status="failed", finished_at=datetime.now(UTC).isoformat(),
+                             error=error_body(exc))
+            raise
+        return folder
+
+    async def _run(self, request: Request, record: JobRecord, params: dict, run_async: bool) -> JSONResponse:
+        """Start the job as a Ray task; answer when it ends, or at once with its id when `run_async`."""
+        ref = job_task.options(name=f"dmas-{record.operation}-{record.job_id}").remote(
+            record.job_id, record.operation, params, self.settings_json)
+        ended = asyncio.wrap_future(ref.future())
+        ended.add_done_callback(functools.partial(self._record_crash, record.job_id))
+        if run_async:
+            return JSONResponse({"job_id": record.job_id, "status": "queued", "status_url": f"/jobs/{record.job_id}",
+                                 "request_id": record.request_id}, status_code=202)
+        await asyncio.wait([ended])
+        self._record_crash(record.job_id, ended)
+        return _job_answer(self.jobs.get(record.job_id))
+
+    def _record_crash(self, job_id: str, ended: asyncio.Future) -> None:
+        """A job whose worker died never wrote its end: record it as failed (once)."""
+        if ended.cancelled() or ended.exception() is None:
+            return
+        if self.jobs.get(job_id).status in ("queued", "running"):
+            self.jobs.update(job_id, status="failed", finished_at=datetime.now(UTC).isoformat(),
+                             error={"status": 500, "detail": f"the job's worker failed: {ended.exception()}"})
+
+    @api.post("/ingest/artifact")
+    async def ingest_artifact(self, request: Request, file: Annotated[UploadFile, File(description="one media file")],
+                              artifact_type: Annotated[Literal["image", "audio", "video"] | None, Form(
+                                  description="checked against the content; sniffed when omitted")] = None,
+                              entity_id: Annotated[str | None, Form()] = None,
+                              timestamp: Annotated[str | None, Form()] = None,
+                              metadata: Annotated[str | None, Form(description="a JSON object")] = None,
+                              run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "ingest_artifact")
+        name = plain_name(file.filename, "artifact")
+        folder = await self._stage(record, [(file, name)])
+        params = {"path": str(folder / name), "source_name": name, "artifact_type": artifact_type,
+                  "entity_id": entity_id, "timestamp": timestamp, "metadata": metadata}
+        return await self._run(request, record, params, run_async)
+
+    @api.post("/ingest/artifacts")
+    async def ingest_artifacts(self, request: Request,
+                               manifest: Annotated[UploadFile, File(description="CSV/JSON/... with a path column")],
+                               files: Annotated[list[UploadFile], File(description=(
+                                   "the media; each file's name is its path in the manifest (e.g. media/a.jpg)"))] = (),
+                               strict: Annotated[bool, Form()] = False,
+                               run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "ingest_manifest")
+        name = plain_name(manifest.filename, "manifest")
+        folder = await self._stage(record, [(manifest, name)] + [(item, item.filename or "") for item in files])
+        return await self._run(request, record, {"path": str(folder / name), "strict": strict}, run_async)
+
+    @api.post("/ingest/{kind}")
+    async def ingest_table(self, kind: Literal["entities", "events", "interactions"], request: Request,
+                           file: Annotated[UploadFile, File(description="CSV, TSV, JSON, JSONL, Parquet, Arrow, HDF5")],
+                           strict: Annotated[bool, Form(description="refuse the file at its first bad row")] = False,
+                           run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "ingest_table")
+        name = plain_name(file.filename, f"{kind}.upload")
+        folder = await self._stage(record, [(file, name)])
+        return await self._run(request, record, {"kind": kind, "path": str(folder / name), "strict": strict},
+                               run_async)
+
+    @api.post("/features/extract")
+    async def extract_features(self, request: Request, run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "extract_features")
+        return await self._run(request, record, {}, run_async)
+
+    @api.post("/train")
+    async def train(self, request: Request, config: TrainConfig | None = None,
+                    run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "train")
+        config = config or TrainConfig()
+        return await self._run(request, record, {"config": config.model_dump(mode="json")}, run_async)
+
+    @api.post("/demo/preload")
+    async def preload(self, request: Request, body: PreloadRequest | None = None,
+                      run_async: RunAsync = False) -> JSONResponse:
+        record = self._new_job(request, "preload_demo")
+        folder = self.jobs.staging_folder(record.job_id)  # the synthetic files live there until the job ends
+        body = body or PreloadRequest()
+        return await self._run(request, record, {**body.model_dump(), "workdir": str(folder)}, run_async)
+
+    @api.get("/jobs/{job_id}")
+    def job(self, job_id: str, request: Request) -> dict:
+        self.admin(request)
+        request.state.job_id = job_id
+        return self.jobs.get(job_id).to_dict()
 
 
 def build_app(settings: Settings | None = None):

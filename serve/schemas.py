@@ -46,3 +46,12 @@ class QueryRequest(BaseModel):
         if self.query is not None and not self.query.strip():
             raise ValueError("query must not be empty")
         return self
+
+
+class PreloadRequest(BaseModel):
+    """POST /demo/preload: how much synthetic data, and how long the quick training run is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_entities: int = Field(200, ge=10, le=100_000)
+    epochs: int = Field(5, gt=0, le=200)

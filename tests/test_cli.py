@@ -66,6 +66,7 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert summary["features"]["extracted"] == summary["ingest"]["artifacts"]["unique_blobs"]
     assert summary["train"]["status"] == "completed" and summary["train"]["identical_on_reproduce"]
     assert summary["serve"]["predicted"] == 2 and summary["serve"]["narrative"]
+    assert summary["serve"]["upload_job"]["status"] == "succeeded"
     assert "ingest events:" in result.stderr and "forget" in result.stderr
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import fs as pafs
 
-from dmas.errors import StoreError
+from dmas.errors import NotFoundError, StoreError
 from dmas.store import Store
 from dmas.store.schemas import TIMESTAMP, TableSpec
 from dmas.store.tables import VersionedTable
@@ -84,7 +84,7 @@ class RunRegistry:
     def require(self, run_id: str) -> RunRecord:
         record = self.get(run_id)
         if record is None:
-            raise StoreError(f"unknown run '{run_id}'")
+            raise NotFoundError(f"unknown run '{run_id}'")
         return record
 
     def list(self) -> list[RunRecord]:

@@ -56,7 +56,9 @@ def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray:
     registry = RunRegistry(store)
     existing = registry.get(run_id)
     if existing is not None and existing.status in ("completed", "rejected"):
-        return {**existing.to_dict(), "reused": True}
+        recorded = json.loads(registry.read_file(run_id, "config.json"))
+        return {**existing.to_dict(), "metrics": json.loads(registry.read_file(run_id, "metrics.json")),
+                "config": recorded["train_config"], "reused": True}
     if existing is not None and existing.status == "running":
         raise StoreError(f"run '{run_id}' is already running")
     registry.set_status(run_id, "running", details={"data_manifest": manifest.to_dict()})

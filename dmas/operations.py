@@ -1,0 +1,109 @@
+"""The long-running operations users start over HTTP: what each does, without Ray or HTTP in sight.
+
+Each takes the store, the settings and a JSON-able parameter dict and returns a JSON-able result,
+so the Serve app can run any of them as a Ray task and record its result (see `serve/jobs.py`).
+Files an operation reads are paths the server staged itself (`uploads/<job>/`), never client paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dmas.config import Settings
+from dmas.errors import StoreError
+from dmas.features.pipeline import extract_pending
+from dmas.ingest.artifacts import ingest_artifact, ingest_artifact_manifest
+from dmas.ingest.tabular import ingest_table
+from dmas.store import Store
+from dmas.synth import SynthResult, generate
+from dmas.train.config import TrainConfig
+from dmas.train.runner import train_run
+
+TABLE_KINDS = ("entities", "events", "interactions")
+
+
+def ingest_upload(store: Store, settings: Settings, params: dict) -> dict:
+    """One uploaded table file into `params["kind"]`: the ingestion report, rows named as in the file."""
+    kind = params["kind"]
+    if kind not in TABLE_KINDS:
+        raise StoreError(f"unknown table kind '{kind}'; choose one of {', '.join(TABLE_KINDS)}")
+    return ingest_table(store, kind, params["path"], strict=params.get("strict", False), limits=settings.limits)
+
+
+def ingest_one_artifact(store: Store, settings: Settings, params: dict) -> dict:
+    """One uploaded media file with its row fields (artifact_type, entity_id, timestamp, metadata)."""
+    return ingest_artifact(store, params["path"], artifact_type=params.get("artifact_type"),
+                           entity_id=params.get("entity_id"), timestamp=params.get("timestamp"),
+                           metadata=params.get("metadata"), source_name=params.get("source_name"),
+                           limits=settings.limits)
+
+
+def ingest_manifest(store: Store, settings: Settings, params: dict) -> dict:
+    """An uploaded manifest and the files it lists (staged beside it under their manifest paths)."""
+    return ingest_artifact_manifest(store, params["path"], strict=params.get("strict", False), limits=settings.limits)
+
+
+def extract_features(store: Store, settings: Settings, params: dict) -> dict:
+    """Features of every pending blob (Ray Data); says so when nothing is pending."""
+    return extract_pending(store, settings)
+
+
+def train(store: Store, settings: Settings, params: dict) -> dict:
+    """A training run from a TrainConfig dict; an identical earlier run is returned, not redone."""
+    return train_run(store, settings, TrainConfig.model_validate(params.get("config") or {}))
+
+
+def ingest_synthetic(store: Store, settings: Settings, data: SynthResult,
+                     say: Callable[[str], None] = lambda _: None) -> dict:
+    """Ingest every file `dmas.synth.generate` wrote: the three tables, then the media manifest."""
+    results = {}
+    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
+                       ("interactions", data.interactions_path)):
+        report = ingest_table(store, kind, path, limits=settings.limits)
+        say(f"ingest {kind}: {report['success_rows']}/{report['total_rows']} rows ok, "
+            f"{report['inserted_rows']} inserted, {report['updated_rows']} updated, version {report['version']}")
+        results[kind] = _counts(report)
+    report = ingest_artifact_manifest(store, data.artifacts_path, limits=settings.limits)
+    say(f"ingest artifacts: {report['success_rows']}/{report['total_rows']} files ok, "
+        f"{report['unique_blobs']} unique blobs stored once, version {report['version']}")
+    results["artifacts"] = {**_counts(report), "unique_blobs": report["unique_blobs"]}
+    return results
+
+
+def preload_demo(store: Store, settings: Settings, params: dict) -> dict:
+    """The original stack's /demo/preload: synthetic data -> ingest -> features -> a quick training run.
+
+    The synthetic files go to `params["workdir"]` (a folder the server chose); same seed, same bytes.
+    """
+    data = generate(Path(params["workdir"]), n_entities=int(params.get("n_entities", 200)), seed=settings.seed)
+    ingested = ingest_synthetic(store, settings, data)
+    features = extract_pending(store, settings)
+    config = TrainConfig(seed=settings.seed, epochs=int(params.get("epochs", 5)))
+    run = train_run(store, settings, config)
+    return {"synth": {"entities": data.n_entities, "events": data.n_events, "interactions": data.n_interactions,
+                      "artifacts": dict(data.artifacts_by_type)},
+            "ingest": ingested,
+            "features": {key: features[key] for key in ("feature_version", "pending", "extracted", "failed")},
+            "run": {key: run[key] for key in ("run_id", "status", "model_sha256", "created_at")}}
+
+
+def _counts(report: dict) -> dict:
+    return {key: report[key] for key in ("total_rows", "success_rows", "failed_rows", "inserted_rows", "version")}
+
+
+OPERATIONS: dict[str, Callable[[Store, Settings, dict], dict]] = {
+    "ingest_table": ingest_upload,
+    "ingest_artifact": ingest_one_artifact,
+    "ingest_manifest": ingest_manifest,
+    "extract_features": extract_features,
+    "train": train,
+    "preload_demo": preload_demo,
+}
+
+
+def run_operation(name: str, store: Store, settings: Settings, params: dict) -> dict:
+    """Run operation `name`; an unknown name is a StoreError (never a KeyError)."""
+    if name not in OPERATIONS:
+        raise StoreError(f"unknown operation '{name}'; choose one of {', '.join(OPERATIONS)}")
+    return OPERATIONS[name](store, settings, params)

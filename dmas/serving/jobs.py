@@ -1,0 +1,126 @@
+"""Jobs the HTTP API starts (ingest, features, train, preload): their records and how one is run.
+
+A job's record is one JSON file in the store (`jobs/<job_id>.json`), replaced atomically at each
+state change, so any replica (or a restarted one) answers `GET /jobs/{id}` the same way. Files a
+job reads were staged by the server under `uploads/<job_id>/` and are deleted when it ends; the
+report the client sees names them as the client sent them, never by their path on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dmas.config import Settings
+from dmas.errors import DmasError, NotFoundError, StoreError
+from dmas.operations import run_operation
+from dmas.serving.errors import error_body
+from dmas.store import Store
+
+STATES = ("queued", "running", "succeeded", "failed")
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    operation: str
+    status: str
+    request_id: str | None
+    key_id: str | None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: dict | None = None
+    error: dict | None = field(default=None)  # {"status": http status, "detail": ...}
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "status_url": f"/jobs/{self.job_id}"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class JobBook:
+    """Job records of one store; every write replaces the whole file through a rename."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.location = store.location
+        self.location.makedirs("jobs")
+
+    def create(self, operation: str, request_id: str | None, key_id: str | None) -> JobRecord:
+        record = JobRecord(job_id=uuid.uuid4().hex, operation=operation, status="queued", request_id=request_id,
+                           key_id=key_id, created_at=_now())
+        self._write(record)
+        return record
+
+    def get(self, job_id: str) -> JobRecord:
+        if not _JOB_ID.match(job_id):  # ids are ours: anything else is not a job (and never a path)
+            raise NotFoundError(f"unknown job '{job_id}'")
+        try:
+            with self.location.filesystem.open_input_stream(self._path(job_id)) as stream:
+                return JobRecord(**json.loads(stream.read()))
+        except FileNotFoundError:
+            raise NotFoundError(f"unknown job '{job_id}'") from None
+
+    def update(self, job_id: str, **changes) -> JobRecord:
+        record = replace(self.get(job_id), **changes)
+        self._write(record)
+        return record
+
+    def staging_folder(self, job_id: str) -> Path:
+        """A fresh local folder for this job's uploads (HTTP uploads need a store on a local filesystem)."""
+        if not self.location.is_local:
+            raise StoreError("uploads over HTTP need a store on a local (or shared) filesystem; "
+                             f"'{self.location.uri}' is not")
+        folder = Path(self.location.path("uploads", job_id))
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _path(self, job_id: str) -> str:
+        return self.location.path("jobs", f"{job_id}.json")
+
+    def _write(self, record: JobRecord) -> None:
+        final = self._path(record.job_id)
+        staged = f"{final}.{uuid.uuid4().hex}.tmp"
+        with self.location.filesystem.open_output_stream(staged) as stream:
+            stream.write(json.dumps(asdict(record), sort_keys=True).encode())
+        self.location.filesystem.move(staged, final)
+
+
+def run_job(book: JobBook, job_id: str, operation: str, params: dict, settings: Settings) -> JobRecord:
+    """Run a queued job to its end and record how it ended; the record is returned, never raised.
+
+    A DmasError (bad input, unknown run...) fails the job with the status code the API gives that
+    error; anything else fails it with 500 and the exception's type and message.
+    """
+    book.update(job_id, status="running", started_at=_now())
+    staging = Path(book.location.path("uploads", job_id))
+    try:
+        result = run_operation(operation, book.store, settings, params)
+        outcome = {"status": "succeeded", "result": _client_view(result, staging)}
+    except DmasError as exc:
+        outcome = {"status": "failed", "error": _client_view(error_body(exc), staging)}
+    except Exception as exc:  # the job must end with a record whatever went wrong
+        outcome = {"status": "failed", "error": {"status": 500, "detail": f"{type(exc).__name__}: {exc}"}}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return book.update(job_id, finished_at=_now(), **outcome)
+
+
+def _client_view(value, staging: Path):
+    """`value` with the server's staging folder cut from every string: clients see their own file names."""
+    if isinstance(value, str):
+        return value.replace(f"{staging}/", "")
+    if isinstance(value, dict):
+        return {key: _client_view(item, staging) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_client_view(item, staging) for item in value]
+    return value
