@@ -217,7 +217,8 @@ def _run_lineage(args, settings: Settings) -> dict:
 
 
 def _add_serve(commands) -> None:
-    sub = _command(commands, "serve", "serve predict, explain and query over HTTP with Ray Serve (Ctrl-C stops)",
+    sub = _command(commands, "serve",
+                   "the HTTP API on Ray Serve: predict, explain, query, ingest, train (Ctrl-C ends)",
                    _run_serve)
     sub.add_argument("--host", help="listen address (default from settings: 127.0.0.1)")
     sub.add_argument("--port", type=int, help="port (default from settings: 8000)")
