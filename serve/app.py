@@ -349,7 +349,6 @@ class DmasApi:
         return {"run_id": run_id, "interpreted_as": {"order_by": body.order_by, "descending": body.descending,
                                                      "limit": body.limit}, "results": results}
 
-
     # ---- jobs: the original stack's ingest / extract / train / preload routes ----
 
     def _new_job(self, request: Request, operation: str) -> JobRecord:
@@ -364,10 +363,10 @@ class DmasApi:
         try:
             for upload, name in uploads:
                 await run_in_threadpool(save_upload, upload.file, folder, name, self.settings.limits.max_upload_bytes)
-        except DmasError as exc:
+        except Exception as exc:  # the job never starts: its record says why, the client gets the error
             shutil.rmtree(folder, ignore_errors=True)
-            self.jobs.update(record.job_id, status="failed", finished_at=datetime.now(UTC).isoformat(),
-                             error=error_body(exc))
+            error = error_body(exc) if isinstance(exc, DmasError) else {"status": 500, "detail": "upload failed"}
+            self.jobs.update(record.job_id, status="failed", finished_at=datetime.now(UTC).isoformat(), error=error)
             raise
         return folder
 
