@@ -259,6 +259,8 @@ class DmasApi:
         self.registry = RunRegistry(store)
         self.jobs = JobBook(store)
         self.keys = self.settings.serve.keys()
+        self.finished_runs: set[str] = set()
+        self.latest_run: tuple[str | None, float] = (None, 0.0)
 
     def _key(self, request: Request, role: str) -> ApiKey:
         presented = request.headers.get("x-api-key")
@@ -280,13 +282,21 @@ class DmasApi:
         return self._key(request, "admin")
 
     def _run_id(self, requested: str | None) -> str:
+        """The run to answer from. Reading the registry costs ~4 ms, so a finished run (whose record no
+        longer changes) is remembered, and the latest completed run is looked up again only after
+        `serve.latest_run_refresh_s`: a newly completed run is served within that time."""
         if requested:
-            self.registry.require(requested)
+            if requested not in self.finished_runs:
+                if self.registry.require(requested).status in ("completed", "rejected"):
+                    self.finished_runs.add(requested)
             return requested
-        latest = self.registry.latest_completed()
-        if latest is None:
-            raise NotFoundError("unknown run: no completed run yet; train one first")
-        return latest.run_id
+        run_id, looked_up = self.latest_run
+        if run_id is None or time.monotonic() - looked_up > self.settings.serve.latest_run_refresh_s:
+            latest = self.registry.latest_completed()
+            if latest is None:
+                raise NotFoundError("unknown run: no completed run yet; train one first")
+            self.latest_run = run_id, looked_up = latest.run_id, time.monotonic()
+        return run_id
 
     def _limit(self, request: Request, entity_ids: list[str]) -> None:
         request.state.entity_count = len(entity_ids)

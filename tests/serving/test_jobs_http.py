@@ -39,7 +39,7 @@ def service(local_ray, tmp_path_factory):
     settings = load_settings(store_uri=str(root / "store"), features={"batch_size": 16}, limits={
         "max_upload_bytes": 2_000_000}, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [admin.model_dump(), viewer.model_dump()],
-        "max_upload_request_bytes": 5_000_000, "audit_log": str(root / "audit.jsonl")})
+        "max_upload_request_bytes": 5_000_000, "audit_log": str(root / "audit.jsonl"), "latest_run_refresh_s": 0.5})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name="dmas", route_prefix="/")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
@@ -197,6 +197,9 @@ def test_preload_builds_a_served_run_from_nothing_but_the_request(service):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["synth"]["entities"] == 20 and body["ingest"]["entities"]["failed_rows"] == 0
-    assert body["run"]["status"] in ("completed", "rejected") and body["run"]["model_sha256"]
+    assert body["run"]["status"] == "completed" and body["run"]["model_sha256"]
     run = service["client"].get(f"/runs/{body['run']['run_id']}", headers=service["viewer"])
-    assert run.status_code == 200
+    assert run.status_code == 200 and run.json()["status"] == "completed"
+    time.sleep(0.6)  # serve.latest_run_refresh_s: how long a replica may keep answering from the previous run
+    predicted = service["client"].post("/predict", json={"entity_ids": ["ent_000001"]}, headers=service["viewer"])
+    assert predicted.json()["run_id"] == body["run"]["run_id"], "a newly completed run is not being served"
