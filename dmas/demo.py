@@ -93,19 +93,16 @@ def _train_and_reproduce(store: Store, settings: Settings, say: Callable[[str], 
 
 def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, say: Callable[[str], None]) -> dict:
     """Start the Serve application on loopback with a fresh viewer key and call it as a client would."""
-    import socket
-
     import httpx
     from ray import serve
 
+    from dmas.serving.network import free_loopback_port
     from dmas.serving.security import new_key
     from serve.app import build_app
 
     key, entry = new_key("demo", "viewer")
     admin_key, admin_entry = new_key("demo-admin", "admin")
-    with socket.socket() as probe:  # a free port: something else may hold 8000
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_loopback_port()
     served = settings.model_copy(update={"serve": settings.serve.model_copy(update={
         "host": "127.0.0.1", "port": port, "api_keys": [entry.model_dump(), admin_entry.model_dump()],
         "audit_log": str(workdir / "audit" / "serve.jsonl")})})

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -88,6 +87,7 @@ def main() -> None:
 
     from dmas.config import load_settings
     from dmas.serving.bundle import RunBundle
+    from dmas.serving.network import free_loopback_port
     from dmas.serving.security import new_key
     from dmas.train.config import TrainConfig
     from dmas.train.loop import to_torch
@@ -97,9 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = build_synthetic_store(Path(folder), n_entities=args.entities, seed=0)
         key, entry = new_key("bench", "viewer")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_loopback_port()
         settings = load_settings(store_uri=store.uri, serve={"port": port, "api_keys": [entry.model_dump()],
                                                             "audit_log": f"{folder}/audit.jsonl"})
         run = train_run(store, settings, TrainConfig(epochs=5), use_ray=False)

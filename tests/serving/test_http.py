@@ -1,24 +1,18 @@
 """The HTTP service end to end on 127.0.0.1: predict, query, runs, auth, roles, limits, audit."""
 
 import json
-import socket
 
 import httpx
 import pytest
 
 from dmas.config import load_settings
 from dmas.serving.audit_log import AuditLog
+from dmas.serving.network import free_loopback_port
 from dmas.serving.security import new_key
 from dmas.train.config import TrainConfig
 from dmas.train.runner import train_run
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +26,7 @@ def service(local_ray, tmp_path_factory, synthetic_store):
     store = synthetic_store(root, n_entities=200, seed=5)
     viewer_key, viewer = new_key("analyst", "viewer")
     admin_key, admin = new_key("ops", "admin")
-    port = _free_port()
+    port = free_loopback_port()
     settings = load_settings(store_uri=store.uri, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [viewer.model_dump(), admin.model_dump()],
         "max_entities_per_request": 50, "max_body_bytes": 20_000, "audit_log": str(root / "audit.jsonl")})

@@ -3,7 +3,6 @@ media, extract features, train, predict with explanations; then the async form, 
 
 import hashlib
 import json
-import socket
 import time
 
 import httpx
@@ -11,17 +10,12 @@ import pytest
 
 from dmas.config import load_settings
 from dmas.serving.audit_log import AuditLog
+from dmas.serving.network import free_loopback_port
 from dmas.serving.security import new_key
 from dmas.store import Store
 from dmas.synth import generate
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def service(local_ray, tmp_path_factory):
     data = generate(root / "input", n_entities=60, seed=3)
     admin_key, admin = new_key("ops", "admin")
     viewer_key, viewer = new_key("analyst", "viewer")
-    port = _free_port()
+    port = free_loopback_port()
     settings = load_settings(store_uri=str(root / "store"), features={"batch_size": 16}, limits={
         "max_upload_bytes": 2_000_000}, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [admin.model_dump(), viewer.model_dump()],
