@@ -72,7 +72,7 @@ def _run_synth(args, settings: Settings) -> dict:
     from dmas.synth import generate
 
     seed = settings.seed if args.seed is None else args.seed
-    return _as_dict(generate(args.out, n_entities=args.entities, seed=seed))
+    return generate(args.out, n_entities=args.entities, seed=seed).to_dict()
 
 
 def _add_ingest(commands) -> None:
@@ -326,12 +326,6 @@ def _run_demo(args, settings: Settings) -> dict:
 
     say = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     return run_end_to_end(settings, workdir=args.workdir, n_entities=args.entities, say=say)
-
-
-def _as_dict(result) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(result) if is_dataclass(result) else dict(result)
 
 
 if __name__ == "__main__":

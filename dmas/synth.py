@@ -73,6 +73,11 @@ class SynthResult:
     n_duplicate_media: int  # media files whose bytes equal an earlier file's (files minus distinct blobs)
     n_bytes: int
 
+    def to_dict(self) -> dict:
+        """JSON-able: paths as strings, counts as plain numbers."""
+        return {name: str(value) if isinstance(value, Path) else dict(value) if isinstance(value, Mapping) else value
+                for name, value in vars(self).items()}
+
 
 @dataclass(frozen=True)
 class _Latents:

@@ -75,3 +75,10 @@ def test_jobs_ingest_script_works_as_plain_python(tmp_path):
     result = _run(str(REPO / "jobs" / "ingest.py"), "entities", "e.csv", "--store", "s", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["inserted_rows"] == 1
+
+
+def test_synth_prints_where_it_wrote_and_how_much(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "data"), "--entities", "12", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_entities"] == 12 and summary["entities_path"] == str(tmp_path / "data" / "entities.csv")
+    assert sum(summary["artifacts_by_type"].values()) > 0
