@@ -14,7 +14,6 @@ import shutil
 import time
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -376,7 +375,7 @@ class DmasApi:
         except Exception as exc:  # the job never starts: its record says why, the client gets the error
             shutil.rmtree(folder, ignore_errors=True)
             error = error_body(exc) if isinstance(exc, DmasError) else {"status": 500, "detail": "upload failed"}
-            self.jobs.update(record.job_id, status="failed", finished_at=datetime.now(UTC).isoformat(), error=error)
+            self.jobs.fail(record.job_id, error)
             raise
         return folder
 
@@ -398,8 +397,7 @@ class DmasApi:
         if ended.cancelled() or ended.exception() is None:
             return
         if self.jobs.get(job_id).status in ("queued", "running"):
-            self.jobs.update(job_id, status="failed", finished_at=datetime.now(UTC).isoformat(),
-                             error={"status": 500, "detail": f"the job's worker failed: {ended.exception()}"})
+            self.jobs.fail(job_id, {"status": 500, "detail": f"the job's worker failed: {ended.exception()}"})
 
     @api.post("/ingest/artifact")
     async def ingest_artifact(self, request: Request, file: Annotated[UploadFile, File(description="one media file")],

@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +22,13 @@ from dmas.operations import run_operation
 from dmas.serving.errors import error_body
 from dmas.store import Store
 
-STATES = ("queued", "running", "succeeded", "failed")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
 class JobRecord:
+    """One job: status goes queued -> running -> succeeded | failed; `error` is {"status", "detail"}."""
+
     job_id: str
     operation: str
     status: str
@@ -37,7 +38,7 @@ class JobRecord:
     started_at: str | None = None
     finished_at: str | None = None
     result: dict | None = None
-    error: dict | None = field(default=None)  # {"status": http status, "detail": ...}
+    error: dict | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status_url": f"/jobs/{self.job_id}"}
@@ -74,6 +75,10 @@ class JobBook:
         record = replace(self.get(job_id), **changes)
         self._write(record)
         return record
+
+    def fail(self, job_id: str, error: dict) -> JobRecord:
+        """End a job that could not report its own end (its upload failed, its worker died)."""
+        return self.update(job_id, status="failed", finished_at=_now(), error=error)
 
     def staging_folder(self, job_id: str) -> Path:
         """A fresh local folder for this job's uploads (HTTP uploads need a store on a local filesystem)."""
