@@ -3,7 +3,8 @@
 (a) decode only (the floor), (b) a single-process loop over the extractors, (c) the Ray Data
 pipeline on 2 CPUs (`extract_pending`, including reading blobs and the commit), and (d) the same
 extraction on a pool of two warm processes without Ray: what this machine gives two workers at
-all. The one-time Ray start is reported separately. Prints one JSON line:
+all, and (e) the same chunks as plain Ray tasks, which splits the gap between (c) and (d) into Ray
+Data's part and Ray's. The one-time Ray start is reported separately. Prints one JSON line:
 
     .venv/bin/python tests/bench/bench_features.py [--images 200] [--audio 80] [--videos 20] [--size upload]
 
@@ -129,6 +130,15 @@ def process_pool_time(store_uri: str, shas: list[str], kinds: list[str], repeats
         return best_of(repeats, lambda: sum(pool.map(_extract_chunk, [store_uri] * len(chunks), chunks)))
 
 
+def ray_tasks_time(store_uri: str, shas: list[str], kinds: list[str], repeats: int, chunk: int = 32) -> float:
+    """The same chunks as plain Ray tasks on the warm workers: Ray without Ray Data's executor."""
+    import ray
+
+    extract_chunk = ray.remote(num_cpus=1)(_extract_chunk)
+    chunks = [list(zip(shas[i:i + chunk], kinds[i:i + chunk])) for i in range(0, len(shas), chunk)]
+    return best_of(repeats, lambda: ray.get([extract_chunk.remote(store_uri, part) for part in chunks]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
@@ -180,6 +190,7 @@ def main() -> None:
 
         first_run_s = best_of(1, pipeline_on_next_copy)  # includes starting and importing in the workers
         pipeline_s = best_of(args.repeats, pipeline_on_next_copy)
+        ray_tasks_s = ray_tasks_time(template.uri, shas, kinds, args.repeats)
         ray.shutdown()
     n = len(items)
     print(json.dumps({
@@ -191,10 +202,12 @@ def main() -> None:
         "two_process_pool_per_s": round(n / ceiling_s, 1),
         "ray_data_over_loop_speedup": round(loop_s / pipeline_s, 2),
         "process_pool_over_loop_speedup": round(loop_s / ceiling_s, 2),
+        "plain_ray_tasks_over_loop_speedup": round(loop_s / ray_tasks_s, 2),
         "ray_data_share_of_pool_speedup": round(ceiling_s / pipeline_s, 2),
         "extraction_over_decode_time_ratio": round(loop_s / decode_s, 2),
         "ms_per_artifact": {"decode": round(1000 * decode_s / n, 2), "loop": round(1000 * loop_s / n, 2),
                             "process_pool": round(1000 * ceiling_s / n, 2),
+                            "ray_tasks": round(1000 * ray_tasks_s / n, 2),
                             "ray_data": round(1000 * pipeline_s / n, 2)},
         "one_time": {"ray_init_s": round(ray_start_s, 2),
                      "first_pipeline_run_s": round(first_run_s, 2),
