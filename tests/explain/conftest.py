@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dmas.model import FullModel, ModelConfig, multitask_loss
+from tests.padding import fill_padding_with_garbage
 
 SMALL = {"n_attributes": 6, "n_event_types": 5, "n_interaction_types": 3, "artifact_dims": {1: 12, 2: 7},
          "max_events": 12}
@@ -59,23 +60,8 @@ def _entities(config: ModelConfig, n: int, seed: int, *, align: str = "left", ga
               "target_regression_mask": labelled, "target_binary_mask": labelled, "target_ranking_mask": labelled}
     if garbage:
         batch["artifact_vector"] = torch.where(torch.arange(d) < lengths[..., None], batch["artifact_vector"], 1e4)
-        _fill_padding(batch, g)
+        fill_padding_with_garbage(batch, g, nan_share=0.3)
     return batch
-
-
-def _fill_padding(batch: dict, g: torch.Generator) -> None:
-    for mask_key, keys in (("event_mask", ("event_type", "event_value", "event_dt_prev", "event_age")),
-                           ("neighbor_mask", ("neighbor_attributes", "neighbor_type", "neighbor_value")),
-                           ("artifact_mask", ("artifact_vector", "artifact_type"))):
-        padded = ~batch[mask_key]
-        for key in keys:
-            tensor = batch[key]
-            if tensor.dtype == torch.int64:
-                noise = torch.randint(0, 100, tensor.shape, generator=g)
-            else:
-                noise = torch.randn(tensor.shape, generator=g) * 100
-                noise[torch.rand(tensor.shape, generator=g) < 0.3] = float("nan")
-            tensor[padded] = noise[padded]
 
 
 def _one(batch: dict, index: int) -> dict:

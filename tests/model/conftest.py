@@ -6,17 +6,10 @@ import pytest
 import torch
 
 from dmas.model import ModelConfig
+from tests.padding import fill_padding_with_garbage
 
 SMALL = {"n_attributes": 6, "n_event_types": 5, "n_interaction_types": 3,
          "artifact_dims": {1: 12, 2: 7, 3: 9}, "max_events": 12}
-
-# padded entries of each mask, and the keys holding them
-PADDED = {
-    "event_mask": ("event_type", "event_value", "event_dt_prev", "event_age"),
-    "neighbor_mask": ("neighbor_attributes", "neighbor_type", "neighbor_value"),
-    "artifact_mask": ("artifact_vector", "artifact_type"),
-}
-
 
 def _small_config(**overrides) -> ModelConfig:
     return ModelConfig(**{**SMALL, **overrides})
@@ -79,16 +72,7 @@ def _scramble_padding(batch: dict, config: ModelConfig, seed: int = 1) -> dict:
     by garbage: large values, NaN and out-of-range types."""
     g = torch.Generator().manual_seed(seed)
     out = {key: value.clone() for key, value in batch.items()}
-    for mask_key, keys in PADDED.items():
-        padded = ~out[mask_key]
-        for key in keys:
-            tensor = out[key]
-            if tensor.dtype == torch.int64:
-                noise = torch.randint(0, 100, tensor.shape, generator=g)
-            else:
-                noise = torch.randn(tensor.shape, generator=g) * 100
-                noise[torch.rand(tensor.shape, generator=g) < 0.2] = float("nan")
-            tensor[padded] = noise[padded]
+    fill_padding_with_garbage(out, g, nan_share=0.2)
     for artifact_type, dim in config.artifact_dims.items():
         of_type = out["artifact_mask"] & (out["artifact_type"] == artifact_type)
         tail = out["artifact_vector"][..., dim:]
