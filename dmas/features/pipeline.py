@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from dmas.config import Settings
 from dmas.features import extract_features
+from dmas.features.allocator import keep_freed_memory
 from dmas.features.version import FeatureConfig, feature_version
 from dmas.store import Store
 from dmas.store.blobs import BlobStore
@@ -31,9 +32,9 @@ Extractor = Callable[[str, bytes, FeatureConfig], np.ndarray]
 
 
 def pending_blobs(store: Store, version: str) -> pa.Table:
-    """(sha256, artifact_type) of blobs with no features row at `version`, sorted by sha256."""
-    artifacts = store.table("artifacts").read(columns=["sha256", "artifact_type"])
-    distinct = artifacts.group_by(["sha256", "artifact_type"]).aggregate([])
+    """(sha256, artifact_type, size_bytes) of blobs with no features row at `version`, sorted by sha256."""
+    artifacts = store.table("artifacts").read(columns=["sha256", "artifact_type", "size_bytes"])
+    distinct = artifacts.group_by(["sha256", "artifact_type", "size_bytes"]).aggregate([])
     done = store.table("features").read(columns=["sha256", "feature_version"])
     done = done.filter(pc.equal(done["feature_version"], version))["sha256"]
     pending = distinct.filter(pc.invert(pc.is_in(distinct["sha256"], value_set=done.combine_chunks())))
@@ -83,16 +84,34 @@ def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureCon
     # Ray 2.60 with 2 CPUs: one task at a time, Ray Data 0.79x a plain loop). Ray calls this switch
     # historical; without it the pipeline is still correct, only slower.
     context.op_resource_reservation_enabled = False
-    batch_size = settings.features.batch_size
-    blocks = [pending.slice(start, batch_size) for start in range(0, pending.num_rows, batch_size)]
-    dataset = ray.data.from_arrow(blocks)  # one block per task: no shuffle stage
+    features = settings.features
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    tasks = plan_tasks(pending, features.batch_size, features.tasks_per_cpu * min(slots, features.concurrency or slots))
+    log.info("extracting %d blobs in %d tasks", pending.num_rows, len(tasks))
+    dataset = ray.data.from_arrow(tasks)  # one block per task, each its own batch: no shuffle, no re-bundling
     extracted = dataset.map_batches(
-        extract_batch, batch_size=batch_size, batch_format="pyarrow", concurrency=settings.features.concurrency,
-        num_cpus=1, **_finite_retries(settings.features.max_retries),
+        extract_batch, batch_size=None, batch_format="pyarrow", concurrency=features.concurrency,
+        num_cpus=1, **_finite_retries(features.max_retries),
         fn_kwargs={"store_uri": store_uri, "config": config, "version": version, "extract": extract},
     )
     tables = [batch for batch in extracted.iter_batches(batch_size=None, batch_format="pyarrow")]
     return pa.concat_tables(tables).cast(FEATURES.schema).sort_by([("sha256", "ascending")])
+
+
+def plan_tasks(pending: pa.Table, batch_size: int, min_tasks: int) -> list[pa.Table]:
+    """Split the pending blobs into tasks of about equal work: at least `min_tasks`, at most `batch_size` each.
+
+    Few, large tasks: each Ray Data task costs driver and scheduling time, and on 2 CPUs 4 tasks of
+    75 upload-size artifacts ran 1.88x the single-process loop where 19 tasks of 16 ran 1.70x. Equal
+    work, so no CPU idles waiting for the last task: blobs are dealt kind by kind, largest first, in
+    snake order, so every task gets the same mix of kinds and sizes. Which blob goes to which task
+    never changes a stored byte (the result is sorted by sha256).
+    """
+    count = min(pending.num_rows, max(-(-pending.num_rows // batch_size), min_tasks))
+    order = pending.sort_by([("artifact_type", "ascending"), ("size_bytes", "descending"), ("sha256", "ascending")])
+    rounds, seat = np.divmod(np.arange(order.num_rows), count)
+    task_of = np.where(rounds % 2 == 0, seat, count - 1 - seat)
+    return [order.take(np.flatnonzero(task_of == task)) for task in range(count)]
 
 
 def _finite_retries(max_retries: int) -> dict:
@@ -109,6 +128,7 @@ def _finite_retries(max_retries: int) -> dict:
 def extract_batch(batch: pa.Table, *, store_uri: str, config: FeatureConfig, version: str,
                   extract: Extractor = extract_features) -> pa.Table:
     """One Ray Data task: read each blob and extract it; a file that does not decode is marked failed."""
+    keep_freed_memory()
     blobs = BlobStore(StoreLocation.parse(store_uri))
     statuses, errors, vectors = [], [], []
     for sha256, artifact_type in zip(batch["sha256"].to_pylist(), batch["artifact_type"].to_pylist()):

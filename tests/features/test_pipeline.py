@@ -61,11 +61,11 @@ def _stored_bytes(store: Store) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def test_same_bytes_with_one_or_two_workers_and_any_batch_size(local_ray, ingested_store, tmp_path):
+def test_same_bytes_with_one_or_two_workers_and_any_task_split(local_ray, ingested_store, tmp_path):
     one = _copy(ingested_store, tmp_path / "a")
     two = _copy(ingested_store, tmp_path / "b")
-    first = extract_pending(one, _settings(concurrency=1, batch_size=64))
-    second = extract_pending(two, _settings(concurrency=2, batch_size=5))
+    first = extract_pending(one, _settings(concurrency=1, tasks_per_cpu=1, batch_size=1000))  # one task
+    second = extract_pending(two, _settings(concurrency=2, batch_size=5))  # dozens of tasks
     assert first["pending"] == second["pending"] > 200
     assert _stored_bytes(one) == _stored_bytes(two)
     blobs = one.table("artifacts").read(columns=["sha256"])["sha256"]
