@@ -171,7 +171,7 @@ def main() -> None:
         pending = pending_blobs(template, feature_version(CONFIG))
         shas, kinds = pending["sha256"].to_pylist(), pending["artifact_type"].to_pylist()
         settings = load_settings()  # batch size and tasks per CPU as configured by default
-        tasks = plan_tasks(pending, settings.features.batch_size, CPUS * settings.features.tasks_per_cpu)
+        tasks = plan_tasks(pending, settings.features.batch_size, CPUS, settings.features.tasks_per_cpu)
         chunks = [list(zip(task["sha256"].to_pylist(), task["artifact_type"].to_pylist())) for task in tasks]
         items = [(kind, template.blobs.read(sha)) for sha, kind in zip(shas, kinds)]
         for kind, data in items[:1] + [item for item in items if item[0] == "audio"][:1]:

@@ -18,22 +18,28 @@ def _pending(rng: np.random.Generator, counts: dict[str, int]) -> pa.Table:
 
 def test_every_blob_goes_to_exactly_one_task():
     pending = _pending(np.random.default_rng(0), {"image": 200, "audio": 80, "video": 20})
-    tasks = plan_tasks(pending, batch_size=256, min_tasks=4)
+    tasks = plan_tasks(pending, batch_size=256, slots=2, tasks_per_slot=2)
     shas = [sha for task in tasks for sha in task["sha256"].to_pylist()]
     assert sorted(shas) == sorted(pending["sha256"].to_pylist())
 
 
 def test_few_tasks_until_the_batch_size_caps_them():
     pending = _pending(np.random.default_rng(1), {"image": 300})
-    assert len(plan_tasks(pending, batch_size=256, min_tasks=4)) == 4  # 75 each, not 10 of 32
-    capped = plan_tasks(pending, batch_size=16, min_tasks=4)
-    assert len(capped) == 19 and max(task.num_rows for task in capped) <= 16
-    assert len(plan_tasks(pending.slice(0, 3), batch_size=256, min_tasks=4)) == 3  # never an empty task
+    assert len(plan_tasks(pending, batch_size=256, slots=2, tasks_per_slot=2)) == 4  # 75 each, not 10 of 32
+    capped = plan_tasks(pending, batch_size=16, slots=2, tasks_per_slot=2)
+    assert len(capped) == 20 and max(task.num_rows for task in capped) <= 16
+    assert len(plan_tasks(pending.slice(0, 3), batch_size=256, slots=2, tasks_per_slot=2)) == 3  # none empty
+
+
+def test_every_slot_gets_the_same_number_of_tasks():
+    pending = _pending(np.random.default_rng(5), {"image": 1200})
+    assert len(plan_tasks(pending, batch_size=256, slots=2, tasks_per_slot=2)) == 6  # not 5: one CPU idle a task
+    assert len(plan_tasks(pending, batch_size=256, slots=3, tasks_per_slot=1)) == 6
 
 
 def test_each_task_gets_the_same_mix_of_kinds_and_about_the_same_bytes():
     pending = _pending(np.random.default_rng(2), {"image": 200, "audio": 80, "video": 20})
-    tasks = plan_tasks(pending, batch_size=256, min_tasks=4)
+    tasks = plan_tasks(pending, batch_size=256, slots=2, tasks_per_slot=2)
     for kind in ("image", "audio", "video"):
         per_task = [task["artifact_type"].to_pylist().count(kind) for task in tasks]
         assert max(per_task) - min(per_task) <= 1, (kind, per_task)
@@ -46,5 +52,5 @@ def test_each_task_gets_the_same_mix_of_kinds_and_about_the_same_bytes():
 def test_the_plan_does_not_depend_on_the_order_blobs_arrive_in():
     pending = _pending(np.random.default_rng(3), {"image": 50, "audio": 30, "video": 7})
     shuffled = pending.take(np.random.default_rng(4).permutation(pending.num_rows))
-    assert [task.to_pylist() for task in plan_tasks(pending, 256, 4)] == \
-           [task.to_pylist() for task in plan_tasks(shuffled, 256, 4)]
+    assert [task.to_pylist() for task in plan_tasks(pending, 256, 2, 2)] == \
+           [task.to_pylist() for task in plan_tasks(shuffled, 256, 2, 2)]
