@@ -22,6 +22,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps
 
 from dmas.errors import DmasError
+from dmas.media_streams import moving_video_streams
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb threshold
 _TRUNCATION_RATIO = 0.9  # fewer than this share of the frames/samples the header promises means truncated
@@ -173,7 +174,7 @@ class VideoClip:
 
 
 def decode_video(data: bytes, n_frames: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoClip:
-    """Decode the first video stream from the start and keep `n_frames` frames spread evenly over it.
+    """Decode the first moving video stream from the start and keep `n_frames` frames spread evenly over it.
 
     Frames are decoded sequentially (never by seeking), so the chosen frames depend only on the bytes.
     Targets come from the frame count the header declares (or the container's duration); when that
@@ -193,16 +194,17 @@ def decode_video(data: bytes, n_frames: int = 8, max_pixels: int = DEFAULT_MAX_P
 def _resample_frames(data: bytes, targets: frozenset[int]) -> list[np.ndarray]:
     """A second pass from a freshly opened container, picking targets from the true frame count."""
     with open_media(data) as container:
-        stream = _single_threaded(container.streams.video[0])
+        stream = _single_threaded(moving_video_streams(container)[0])
         return _sample_frames(container, stream, targets)[1]
 
 
 def _video_stream(container: av.container.InputContainer, max_pixels: int) -> av.video.stream.VideoStream:
     if container.format.name.endswith(_IMAGE_DEMUXERS):
         raise UndecodableMediaError(f"'{container.format.name}' is an image format, not a video container")
-    if not container.streams.video:
-        raise UndecodableMediaError("no video stream in the file")
-    stream = _single_threaded(container.streams.video[0])
+    streams = moving_video_streams(container)
+    if not streams:
+        raise UndecodableMediaError("no video stream in the file (album art and thumbnails do not count)")
+    stream = _single_threaded(streams[0])
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise UndecodableMediaError(f"video frames are {width}x{height}, above the limit of {max_pixels} pixels")

@@ -18,12 +18,14 @@ import av
 from PIL import features as pil_features
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-EXTRACTOR_MODULES = ("decode.py", "image.py", "audio.py", "video.py")
+# paths below the dmas package: the extractors and the stream choice the video decoder shares with ingest
+EXTRACTOR_MODULES = ("features/decode.py", "features/image.py", "features/audio.py", "features/video.py",
+                     "media_streams.py")
 VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "pillow", "librosa", "soxr", "av")
 _PILLOW_CODECS = ("jpg", "jpg_2000", "libtiff")
 _PILLOW_MODULES = ("webp", "avif")
 _FORMAT_TAG = "dmas.features/1"
-_HERE = Path(__file__).parent
+_PACKAGE = Path(__file__).parent.parent
 
 
 class FeatureConfig(BaseModel):
@@ -78,15 +80,15 @@ def feature_version(config: FeatureConfig | None = None) -> str:
 @functools.lru_cache(maxsize=32)
 def _version(config: FeatureConfig) -> str:
     digest = hashlib.sha256()
-    for part in (_FORMAT_TAG, source_manifest(_HERE), config.model_dump_json(), library_manifest()):
+    for part in (_FORMAT_TAG, source_manifest(_PACKAGE), config.model_dump_json(), library_manifest()):
         encoded = part.encode()
         digest.update(len(encoded).to_bytes(8, "big") + encoded)
     return digest.hexdigest()
 
 
 def source_manifest(folder: Path) -> str:
-    """File name and sha256 of each extractor module in `folder`; line endings are normalised, so how a
-    checkout stores them does not count, and the folder's own path never enters."""
+    """Path and sha256 of each extractor module below the package `folder`; line endings are normalised,
+    so how a checkout stores them does not count, and the folder's own path never enters."""
     hashes = {name: hashlib.sha256((folder / name).read_bytes().replace(b"\r\n", b"\n")).hexdigest()
               for name in EXTRACTOR_MODULES}
     return json.dumps(hashes, sort_keys=True)

@@ -9,6 +9,7 @@ import av
 from PIL import Image
 
 from dmas.errors import LimitExceededError
+from dmas.media_streams import content_type, moving_video_streams
 
 
 class UnreadableMediaError(ValueError):
@@ -21,6 +22,18 @@ def check_media(handle: BinaryIO, artifact_type: str, max_image_pixels: int) -> 
         _check_image(handle, max_image_pixels)
     else:
         _check_stream(handle, artifact_type)
+
+
+def container_content(handle: BinaryIO) -> str:
+    """'audio' or 'video', from the streams a container file holds (see `dmas.media_streams`)."""
+    try:
+        with av.open(handle, mode="r") as container:
+            kind = content_type(container)
+    except Exception as exc:  # PyAV raises FFmpeg errors of many types
+        raise UnreadableMediaError(f"does not open as media: {exc}") from None
+    if kind is None:
+        raise UnreadableMediaError("no audio or video stream in the file")
+    return kind
 
 
 def _check_image(handle: BinaryIO, max_pixels: int) -> None:
@@ -48,7 +61,7 @@ def _check_stream(handle: BinaryIO, artifact_type: str) -> None:
     """Audio must have an audio stream and video a video stream, and the first frame must decode."""
     try:
         with av.open(handle, mode="r") as container:
-            streams = container.streams.audio if artifact_type == "audio" else container.streams.video
+            streams = container.streams.audio if artifact_type == "audio" else moving_video_streams(container)
             if not streams:
                 raise UnreadableMediaError(f"no {artifact_type} stream in the file")
             for _ in container.decode(streams[0]):

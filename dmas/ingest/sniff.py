@@ -7,6 +7,8 @@ from dataclasses import dataclass
 ARTIFACT_TYPES = ("image", "audio", "video")
 
 _MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+# Formats that hold audio, video or both: the streams inside, not the magic bytes, say which it is.
+CONTAINER_FORMATS = frozenset({"mp4", "m4a", "matroska", "ogg", "ogv", "avi", "flv", "mpegts"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ def _riff(form: bytes):
     return lambda head: head[:4] == b"RIFF" and head[8:12] == form
 
 
+def _is_mpeg_transport_stream(head: bytes) -> bool:
+    """MPEG-TS (188-byte packets) or M2TS/AVCHD (192: a 4-byte timestamp first): a 0x47 sync byte
+    starting each of the first four packets."""
+    return any(len(head) >= offset + 3 * size + 1 and all(head[offset + i * size] == 0x47 for i in range(4))
+               for offset, size in ((0, 188), (4, 192)))
+
+
 def _is_mpeg_audio_frame(head: bytes) -> bool:
     """An MPEG audio frame header: 11 sync bits, a valid version, layer and bitrate index."""
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
@@ -57,4 +66,8 @@ _SIGNATURES = (
     (_riff(b"AVI "), MediaKind("video", "avi")),
     (lambda h: h.startswith(b"\x1a\x45\xdf\xa3"), MediaKind("video", "matroska")),
     (lambda h: h.startswith(b"FLV\x01"), MediaKind("video", "flv")),
+    (_is_mpeg_transport_stream, MediaKind("video", "mpegts")),
+    (lambda h: h[:4] == b"FORM" and h[8:12] in (b"AIFF", b"AIFC"), MediaKind("audio", "aiff")),
+    (lambda h: h.startswith(b"#!AMR"), MediaKind("audio", "amr")),
+    (lambda h: h.startswith(b"caff"), MediaKind("audio", "caf")),
 )

@@ -62,8 +62,9 @@ def test_config_is_frozen():
 
 
 def test_any_extractor_source_change_changes_the_manifest(tmp_path):
-    here = Path(version.__file__).parent
+    here = Path(version.__file__).parent.parent
     for name in version.EXTRACTOR_MODULES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(here / name, tmp_path / name)
     original = version.source_manifest(tmp_path)
     assert original == version.source_manifest(here)  # the folder's path does not count
