@@ -22,6 +22,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps
 
 from dmas.errors import DmasError
+from dmas.heif import enable_heif_images
 from dmas.media_streams import moving_video_streams
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb threshold
@@ -53,6 +54,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
 
     Raises UndecodableMediaError above `max_pixels` (checked before the pixels are decoded).
     """
+    enable_heif_images()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

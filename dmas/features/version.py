@@ -18,10 +18,10 @@ import av
 from PIL import features as pil_features
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# paths below the dmas package: the extractors and the stream choice the video decoder shares with ingest
+# paths below the dmas package: the extractors, and what the decoders share with ingest (stream choice, HEIF)
 EXTRACTOR_MODULES = ("features/decode.py", "features/image.py", "features/audio.py", "features/video.py",
-                     "media_streams.py")
-VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "pillow", "librosa", "soxr", "av")
+                     "media_streams.py", "heif.py")
+VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "pillow", "pillow-heif", "librosa", "soxr", "av")
 _PILLOW_CODECS = ("jpg", "jpg_2000", "libtiff")
 _PILLOW_MODULES = ("webp", "avif")
 _FORMAT_TAG = "dmas.features/1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from typing import BinaryIO
 
@@ -9,6 +10,7 @@ import av
 from PIL import Image
 
 from dmas.errors import LimitExceededError
+from dmas.heif import enable_heif_images
 from dmas.media_streams import content_type, moving_video_streams
 
 
@@ -37,17 +39,24 @@ def container_content(handle: BinaryIO) -> str:
 
 
 def _check_image(handle: BinaryIO, max_pixels: int) -> None:
+    """Header within limits, structure verified, pixels decoded: as `decode_image` will later decode them.
+
+    Pillow gets the bytes in memory, as the decoders do: some of its plugins (pillow-heif) read
+    with sizes a store's file handle does not take.
+    """
+    enable_heif_images()
+    data = io.BytesIO(handle.read())
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(handle) as image:
+            with Image.open(data) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise LimitExceededError(
                         f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}")
                 image.verify()
-            handle.seek(0)
-            with Image.open(handle) as image:
+            data.seek(0)
+            with Image.open(data) as image:
                 image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise LimitExceededError(f"image exceeds the decompression-bomb limit: {exc}") from None

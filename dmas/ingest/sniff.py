@@ -7,6 +7,9 @@ from dataclasses import dataclass
 ARTIFACT_TYPES = ("image", "audio", "video")
 
 _MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+# ISO base media files whose major brand says still image (HEIF/HEIC from phones, AVIF), not movie
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 # Formats that hold audio, video or both: the streams inside, not the magic bytes, say which it is.
 CONTAINER_FORMATS = frozenset({"mp4", "m4a", "matroska", "ogg", "ogv", "avi", "flv", "mpegts"})
 
@@ -23,14 +26,22 @@ def sniff_media(head: bytes) -> MediaKind | None:
         if test(head):
             return kind
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        return MediaKind("audio", "m4a") if brand in _MP4_AUDIO_BRANDS else MediaKind("video", "mp4")
+        return _iso_media_kind(head[8:12])
     if head.startswith(b"OggS"):
         is_video = b"\x80theora" in head[:512]
         return MediaKind("video", "ogv") if is_video else MediaKind("audio", "ogg")
     if _is_mpeg_audio_frame(head):
         return MediaKind("audio", "mp3")
     return None
+
+
+def _iso_media_kind(brand: bytes) -> MediaKind:
+    """An ISO base media file (MP4, MOV, M4A, 3GP, HEIC, AVIF) by its major brand."""
+    if brand in _AVIF_BRANDS:
+        return MediaKind("image", "avif")
+    if brand in _HEIF_BRANDS:
+        return MediaKind("image", "heif")
+    return MediaKind("audio", "m4a") if brand in _MP4_AUDIO_BRANDS else MediaKind("video", "mp4")
 
 
 def _riff(form: bytes):
@@ -60,6 +71,9 @@ _SIGNATURES = (
     (lambda h: h.startswith(b"BM") and len(h) >= 26, MediaKind("image", "bmp")),
     (lambda h: h[:4] in (b"II*\x00", b"MM\x00*"), MediaKind("image", "tiff")),
     (_riff(b"WEBP"), MediaKind("image", "webp")),
+    (lambda h: h.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")), MediaKind("image", "jpeg2000")),
+    (lambda h: h[:1] == b"P" and h[1:2] in b"123456" and h[2:3] in (b" ", b"\t", b"\n", b"\r"),
+     MediaKind("image", "netpbm")),
     (_riff(b"WAVE"), MediaKind("audio", "wav")),
     (lambda h: h.startswith(b"fLaC"), MediaKind("audio", "flac")),
     (lambda h: h.startswith(b"ID3"), MediaKind("audio", "mp3")),
