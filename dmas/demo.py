@@ -49,11 +49,12 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
     summary["reingest_events_inserted"] = reingest["inserted_rows"]
 
     features = extract_pending(store, settings)
-    say(f"features: {features['extracted']} blobs extracted with Ray Data, {features['failed']} failed, "
-        f"feature_version {features['feature_version'][:12]}…, features table version {features['version']}")
+    say(f"features: {features['extracted']} blobs extracted with Ray Data in {features['tasks']} tasks, "
+        f"{features['failed']} failed, feature_version {features['feature_version'][:12]}…, "
+        f"features table version {features['version']}")
     again = extract_pending(store, settings)
     say(f"features again: {again['pending']} pending ({again.get('message', '')})")
-    summary["features"] = {key: features[key] for key in ("feature_version", "extracted", "failed", "version")}
+    summary["features"] = {key: features[key] for key in ("feature_version", "extracted", "failed", "tasks", "version")}
 
     snapshot = store.snapshot()
     say(f"snapshot (the data manifest training pins): {snapshot}")

@@ -53,26 +53,27 @@ def extract_pending(store: Store, settings: Settings, *, extract: Extractor | No
     config = settings.features.extractor_config()
     version = feature_version(config)
     pending = pending_blobs(store, version)
-    summary = {"feature_version": version, "pending": pending.num_rows, "extracted": 0, "failed": 0,
+    summary = {"feature_version": version, "pending": pending.num_rows, "extracted": 0, "failed": 0, "tasks": 0,
                "version": store.table("features").version()}
     if pending.num_rows == 0:
         return {**summary, "message": "nothing pending: every blob has features at this feature_version"}
-    results = (_extract_with_ray_data(store.uri, pending, config, version, settings, extract) if use_ray else
-               extract_batch(pending, store_uri=store.uri, config=config, version=version, extract=extract)
-               .cast(FEATURES.schema))
+    results, tasks = (_extract_with_ray_data(store.uri, pending, config, version, settings, extract) if use_ray else
+                      (extract_batch(pending, store_uri=store.uri, config=config, version=version, extract=extract)
+                       .cast(FEATURES.schema), 1))
     commit = store.table("features").upsert(results, {"dmas_operation": "extract features",
                                                       "feature_version": version})
     failed = results.filter(pc.equal(results["status"], "failed"))
     _record_artifact_status(store, failed, ok=results.filter(pc.equal(results["status"], "ok"))["sha256"])
     log.info("extracted features", extra={"feature_version": version, "rows": results.num_rows})
-    return {**summary, "extracted": results.num_rows - failed.num_rows, "failed": failed.num_rows,
+    return {**summary, "extracted": results.num_rows - failed.num_rows, "failed": failed.num_rows, "tasks": tasks,
             "version": commit.version,
             "failures": [{"sha256": sha, "artifact_type": kind, "error": error} for sha, kind, error in zip(
                 failed["sha256"].to_pylist(), failed["artifact_type"].to_pylist(), failed["error"].to_pylist())]}
 
 
 def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureConfig, version: str,
-                           settings: Settings, extract: Extractor) -> pa.Table:
+                           settings: Settings, extract: Extractor) -> tuple[pa.Table, int]:
+    """The features of `pending`, sorted by sha256, and how many Ray Data tasks computed them."""
     import ray
 
     from dmas.runtime import ensure_ray
@@ -95,7 +96,7 @@ def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureCon
         fn_kwargs={"store_uri": store_uri, "config": config, "version": version, "extract": extract},
     )
     tables = [batch for batch in extracted.iter_batches(batch_size=None, batch_format="pyarrow")]
-    return pa.concat_tables(tables).cast(FEATURES.schema).sort_by([("sha256", "ascending")])
+    return pa.concat_tables(tables).cast(FEATURES.schema).sort_by([("sha256", "ascending")]), len(tasks)
 
 
 def plan_tasks(pending: pa.Table, batch_size: int, slots: int, tasks_per_slot: int) -> list[pa.Table]:

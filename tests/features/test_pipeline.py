@@ -67,6 +67,7 @@ def test_same_bytes_with_one_or_two_workers_and_any_task_split(local_ray, ingest
     first = extract_pending(one, _settings(concurrency=1, tasks_per_cpu=1, batch_size=1000))  # one task
     second = extract_pending(two, _settings(concurrency=2, batch_size=5))  # dozens of tasks
     assert first["pending"] == second["pending"] > 200
+    assert (first["tasks"], second["tasks"]) == (1, 2 * -(-first["pending"] // 10))  # 2 CPUs, at most 5 each
     assert _stored_bytes(one) == _stored_bytes(two)
     blobs = one.table("artifacts").read(columns=["sha256"])["sha256"]
     assert first["pending"] == len(set(blobs.to_pylist())) < len(blobs)  # shared blobs extracted once
