@@ -143,16 +143,21 @@ def _sniff_text(path: str | os.PathLike, head: bytes) -> str:
 
 
 def _decode_head(path: str | os.PathLike, head: bytes) -> str:
-    """The head of a text file without its BOM; binary junk is refused with its first bytes."""
+    """The head of a text file without its BOM; binary junk is refused with its first bytes, text in
+    another encoding (Latin-1, Windows-1252 from older spreadsheets) with where it stops being UTF-8."""
     head = head.removeprefix(_UTF8_BOM)
-    try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        text = None
-    if text is None or _CONTROL_BYTES.search(head):
+    if _CONTROL_BYTES.search(head):
         shown = " ".join(f"{b:02x}" for b in head[:8])
         raise UnreadableFileError(str(path), f"not a table file (starts with bytes {shown} …)")
-    return text
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as e:
+        before = head[: e.start]  # valid UTF-8: the error is at its first bad byte
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8")) + 1
+        raise UnreadableFileError(
+            str(path), f"not UTF-8 text: byte {head[e.start]:#04x} at line {line}, column {column}; "
+                       "save the file as UTF-8 (in Excel: 'CSV UTF-8')") from None
 
 
 def _sniff_jsonl(path: str | os.PathLike) -> str:
@@ -406,8 +411,15 @@ def _read_delimited(path: Path, chunk_rows: int, delimiter: str) -> Iterator[Chu
 
 
 def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    """Comma-separated values; see `_read_delimited`."""
-    return _read_delimited(path, chunk_rows, ",")
+    """Comma- or semicolon-separated values; see `_read_delimited`."""
+    return _read_delimited(path, chunk_rows, _csv_delimiter(path))
+
+
+def _csv_delimiter(path: Path) -> str:
+    """';' when the header line has more semicolons than commas (spreadsheets in locales with a
+    decimal comma write those), else ','. Only the column names decide, never the values."""
+    header = re.split(_LINE_BREAK, _decode_head(path, _read_head(path)), maxsplit=1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
 
 
 def _read_tsv(path: Path, chunk_rows: int) -> Iterator[Chunk]:

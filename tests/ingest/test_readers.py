@@ -99,6 +99,32 @@ def test_csv_quoted_commas_newlines_and_bom(tmp_path: Path) -> None:
     assert bad == []
 
 
+def test_semicolon_csv_from_a_decimal_comma_locale(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text('entity_id;name;score\ne1;"Smith; J";700,5\ne2;Zoé;650\n')
+    assert sniff_table_format(path) == "csv"
+    frame, rows, bad = read_all(path)
+    assert list(frame.columns) == ["entity_id", "name", "score"]
+    assert values(frame, "name") == ["Smith; J", "Zoé"]
+    assert values(frame, "score") == ["700,5", "650"]  # text: validation decides what a value means
+    assert (rows.tolist(), bad) == ([2, 3], [])
+
+
+def test_commas_in_the_header_keep_a_csv_comma_separated(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('id,note\na,"x; y; z"\n')
+    frame, _, _ = read_all(path)
+    assert values(frame, "note") == ["x; y; z"]
+
+
+def test_a_latin1_file_is_refused_with_where_it_stops_being_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "old_excel.csv"
+    path.write_bytes("entity_id,name\ne1,Ana\ne2,Zoé\n".encode("latin-1"))
+    expected = "not UTF-8 text: byte 0xe9 at line 3, column 6; save the file as UTF-8"
+    with pytest.raises(UnreadableFileError, match=expected):
+        list(read_table_file(path))
+
+
 def test_tsv_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "t.tsv"
     path.write_text("id\tvalue\na\t007\nb\t\n")
