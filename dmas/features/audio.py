@@ -28,6 +28,7 @@ _STATS = ("mean", "std")
 _AMIN = 1e-10  # power floor before the log (-100 dB)
 _TOP_DB = 80.0  # log-mel values are clipped to this far below the clip's loudest bin
 _ZERO_BAND = 1e-10  # |sample| at or below this counts as zero (non-negative) for zero crossings
+_BLOCK_FRAMES = 2048  # STFT frames analysed at once (~48 s at 22.05 kHz): memory stays bounded
 
 
 def audio_feature_names(config: FeatureConfig = DEFAULT_FEATURE_CONFIG, prefix: str = "aud.") -> tuple[str, ...]:
@@ -53,37 +54,45 @@ def extract_audio_features(data: bytes, config: FeatureConfig | None = None) -> 
 
 
 def audio_features(samples: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
-    """Feature vector of mono float32 `samples` already at `config.audio_rate_hz`."""
+    """Feature vector of mono float32 `samples` already at `config.audio_rate_hz`.
+
+    STFT frames are analysed `_BLOCK_FRAMES` at a time and only their per-frame values are kept, so
+    an hour-long recording needs megabytes, not gigabytes; every per-frame value is computed exactly
+    as it would be for all frames at once.
+    """
     config = config or DEFAULT_FEATURE_CONFIG
-    padded = np.pad(samples.astype(np.float32), config.n_fft // 2)  # centred frames, as librosa's STFT
-    frames = sliding_window_view(padded, config.n_fft)[:: config.hop_length]  # (T, n_fft)
-    # scipy's FFT, one worker: numpy's float32 FFT is ~8x slower on batches of frames
-    magnitude = np.abs(scipy.fft.rfft(frames * _window(config.n_fft), axis=1))  # (T, n_fft // 2 + 1)
-    mel_db = _log_mel(magnitude, config)  # (T, n_mels)
+    padded = np.pad(np.asarray(samples, dtype=np.float32), config.n_fft // 2)  # centred frames, as librosa's STFT
+    frames = sliding_window_view(padded, config.n_fft)[:: config.hop_length]  # (T, n_fft), a view
+    blocks = [_frame_values(frames[start:start + _BLOCK_FRAMES], config)
+              for start in range(0, len(frames), _BLOCK_FRAMES)]
+    per_frame = np.concatenate([values for values, _ in blocks])  # (T, len(_FRAME_FEATURES))
+    mel_power = np.concatenate([mel for _, mel in blocks])  # (T, n_mels)
+    # dB against the whole clip's loudest bin, so after every block
+    mel_db = librosa.power_to_db(mel_power, ref=1.0, amin=_AMIN, top_db=_TOP_DB)
     mfcc = scipy.fft.dct(mel_db, type=2, norm="ortho", axis=1)[:, : config.n_mfcc]
     delta = scipy.ndimage.correlate1d(mfcc, _delta_weights(config.delta_width), axis=0, mode="nearest")
-    per_frame = np.stack([
-        np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)),
-        _zero_crossing_rate(padded, config.n_fft, config.hop_length, len(frames)),
-        *_spectral_shape(magnitude, _frequencies(config.audio_rate_hz, config.n_fft), config.rolloff_percent),
-    ], axis=1)
     parts = [samples.size / config.audio_rate_hz, mean_std(per_frame), mean_std(mfcc), mean_std(delta),
              mean_std(mel_db)]
     return finite_vector(parts, "audio")
 
 
-def _log_mel(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Mel band power in dB (ref 1.0), floored at -100 dB and at `_TOP_DB` below the loudest value."""
-    mel = (_mel_basis(config.audio_rate_hz, config.n_fft, config.n_mels) @ (magnitude**2).T).T
-    return librosa.power_to_db(mel, ref=1.0, amin=_AMIN, top_db=_TOP_DB)
+def _frame_values(frames: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame RMS, ZCR, centroid, bandwidth and rolloff (B, 5) and mel band power (B, n_mels)."""
+    # scipy's FFT, one worker: numpy's float32 FFT is ~8x slower on batches of frames
+    magnitude = np.abs(scipy.fft.rfft(frames * _window(config.n_fft), axis=1))  # (B, n_fft // 2 + 1)
+    mel_power = (_mel_basis(config.audio_rate_hz, config.n_fft, config.n_mels) @ (magnitude**2).T).T
+    values = np.stack([
+        np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)),
+        _zero_crossing_rate(frames),
+        *_spectral_shape(magnitude, _frequencies(config.audio_rate_hz, config.n_fft), config.rolloff_percent),
+    ], axis=1)
+    return values, mel_power
 
 
-def _zero_crossing_rate(padded: np.ndarray, n_fft: int, hop: int, n_frames: int) -> np.ndarray:
+def _zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
     """Share of adjacent sample pairs per frame whose signs differ (near-zero samples count as positive)."""
-    positive = padded > -_ZERO_BAND
-    crossings = np.concatenate([[0], np.cumsum(positive[1:] != positive[:-1])])
-    starts = np.arange(n_frames) * hop
-    return (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
+    positive = frames > -_ZERO_BAND
+    return np.count_nonzero(positive[:, 1:] != positive[:, :-1], axis=1) / frames.shape[1]
 
 
 def _spectral_shape(magnitude: np.ndarray, freqs: np.ndarray, roll_percent: float) -> list[np.ndarray]:

@@ -34,6 +34,7 @@ _CLOCK = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")  # HH:MM:SS.fraction
 _RIFF_UNKNOWN_SIZE = 0xFFFFFFF0  # streaming writers put ~0xFFFFFFFF when the length is not known
 _WAV_PROBE_BYTES = 32  # FFmpeg's minimum probesize
 _THREAD_STATE = threading.local()
+_MONO_MIX_FRAMES = 256  # decoded audio frames mixed to mono at once (~6 s of 1024-sample frames at 44.1 kHz)
 _SAMPLE_SCALE = {"u8": 128.0, "s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
 
 
@@ -112,7 +113,8 @@ def decode_audio(data: bytes, target_rate: int = 22050, res_type: str = "soxr_hq
         declared_seconds = _declared_seconds(stream)
     if not chunks:
         raise UndecodableMediaError("the audio stream has no decodable samples")
-    mono = np.concatenate(chunks).astype(np.float32)
+    mono = np.concatenate(chunks)
+    del chunks  # a long recording's samples, held twice otherwise while they are resampled
     _check_not_truncated(mono.size, round(declared_seconds * rate) if declared_seconds else None, "samples")
     if not np.isfinite(mono).all():
         raise UndecodableMediaError("the audio contains non-finite samples")
@@ -124,28 +126,36 @@ def decode_audio(data: bytes, target_rate: int = 22050, res_type: str = "soxr_hq
 
 def _decode_audio_frames(container: av.container.InputContainer,
                          stream: av.audio.stream.AudioStream) -> tuple[int, list[np.ndarray]]:
-    """Decode every frame into float64 mono chunks; the rate must not change mid-stream.
+    """Decode every frame into float32 mono chunks; the rate must not change mid-stream.
 
-    Consecutive frames of one sample format and channel count are converted together: converting
-    frame by frame costs more than decoding them.
+    Consecutive frames of one sample format and channel count are mixed together, at most
+    `_MONO_MIX_FRAMES` at a time: converting frame by frame costs more than decoding them, and
+    holding a long recording's channels until the end would cost gigabytes.
     """
     rate = 0
-    runs: list[tuple[tuple[str, int], list[np.ndarray]]] = []
+    chunks: list[np.ndarray] = []
+    shape: tuple[str, int] | None = None
+    pending: list[np.ndarray] = []
     for frame in _decode(container, stream):
         if frame.samples == 0:
             continue
         if rate and frame.sample_rate != rate:
             raise UndecodableMediaError(f"the sample rate changes mid-stream ({rate} -> {frame.sample_rate} Hz)")
         rate = frame.sample_rate
-        shape = (frame.format.name, len(frame.layout.channels))
-        if not runs or runs[-1][0] != shape:
-            runs.append((shape, []))
-        runs[-1][1].append(frame.to_ndarray())
-    return rate, [_to_mono(arrays, *shape) for shape, arrays in runs]
+        frame_shape = (frame.format.name, len(frame.layout.channels))
+        if pending and (frame_shape != shape or len(pending) == _MONO_MIX_FRAMES):
+            chunks.append(_to_mono(pending, *shape))
+            pending = []
+        shape = frame_shape
+        pending.append(frame.to_ndarray())
+    if pending:
+        chunks.append(_to_mono(pending, *shape))
+    return rate, chunks
 
 
 def _to_mono(arrays: list[np.ndarray], sample_format: str, channels: int) -> np.ndarray:
-    """Samples of one FFmpeg sample format scaled to [-1, 1] and averaged over channels (float64)."""
+    """Samples of one FFmpeg sample format scaled to [-1, 1] and averaged over channels (in float64,
+    returned as float32)."""
     kind = sample_format.rstrip("p")
     if kind not in _SAMPLE_SCALE:
         raise UndecodableMediaError(f"unsupported audio sample format {sample_format}")
@@ -156,7 +166,7 @@ def _to_mono(arrays: list[np.ndarray], sample_format: str, channels: int) -> np.
         total += plane
     if kind == "u8":
         total -= 128.0 * channels
-    return total / (channels * _SAMPLE_SCALE[kind])
+    return (total / (channels * _SAMPLE_SCALE[kind])).astype(np.float32)
 
 
 # ---------------------------------------------------------------- video

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import av
 import numpy as np
 import pytest
 
 from dmas import synth_media
-from dmas.features import decode
+from dmas.features import audio, decode
 from dmas.features.audio import AUDIO_FEATURE_NAMES, audio_feature_names, audio_features, extract_audio_features
 from dmas.features.decode import UndecodableMediaError, decode_audio
 from dmas.features.version import FeatureConfig
@@ -177,3 +179,37 @@ def test_same_bytes_give_identical_vectors():
     data = encode_audio(tone(44100, 2, seconds=2.0, freqs=(300.0, 1700.0)), 44100, "mp3")
     first, second = extract_audio_features(data), extract_audio_features(data)
     assert np.array_equal(first, second) and first.tobytes() == second.tobytes()
+
+
+def test_analysing_and_mixing_in_pieces_changes_no_bit(monkeypatch):
+    """Long clips are mixed to mono and analysed a piece at a time; the piece sizes never show."""
+    noise = np.random.default_rng(6).normal(0, 0.2, (2, 44100 * 70))
+    data = encode_audio(noise, 44100, "flac")  # 70 s: several analysis blocks and mixing pieces
+    reference = extract_audio_features(data)
+    monkeypatch.setattr(audio, "_BLOCK_FRAMES", 7)
+    monkeypatch.setattr(decode, "_MONO_MIX_FRAMES", 1)
+    assert extract_audio_features(data).tobytes() == reference.tobytes()
+    monkeypatch.setattr(audio, "_BLOCK_FRAMES", 10**9)
+    monkeypatch.setattr(decode, "_MONO_MIX_FRAMES", 10**9)
+    assert extract_audio_features(data).tobytes() == reference.tobytes()
+
+
+_LONG_RECORDING = """
+import resource
+import numpy as np
+from dmas.features import extract_features
+from dmas.synth_media import encode_wav
+
+data = encode_wav(np.random.default_rng(0).normal(0, 3000, (16000 * 60 * 20, 2)).astype(np.int16), 16000)
+extract_features("audio", encode_wav(np.zeros((1600, 2), np.int16), 16000))  # imports and caches first
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+extract_features("audio", data)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_a_twenty_minute_recording_needs_hundreds_of_megabytes_not_gigabytes():
+    done = subprocess.run([sys.executable, "-c", _LONG_RECORDING], capture_output=True, text=True, check=True)
+    peak_growth_mb = int(done.stdout.split()[-1])
+    assert peak_growth_mb < 500  # 214 MB measured; 1255 MB when the whole clip was analysed at once
