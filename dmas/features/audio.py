@@ -56,9 +56,9 @@ def extract_audio_features(data: bytes, config: FeatureConfig | None = None) -> 
 def audio_features(samples: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
     """Feature vector of mono float32 `samples` already at `config.audio_rate_hz`.
 
-    STFT frames are analysed `_BLOCK_FRAMES` at a time and only their per-frame values are kept, so
-    an hour-long recording needs megabytes, not gigabytes; every per-frame value is computed exactly
-    as it would be for all frames at once.
+    STFT frames are analysed `_BLOCK_FRAMES` at a time and only their per-frame values are kept
+    (about 0.5 KB per frame instead of the whole STFT: an hour at 22.05 kHz keeps ~90 MB beside its
+    samples); every per-frame value is computed exactly as it would be for all frames at once.
     """
     config = config or DEFAULT_FEATURE_CONFIG
     padded = np.pad(np.asarray(samples, dtype=np.float32), config.n_fft // 2)  # centred frames, as librosa's STFT
