@@ -30,7 +30,7 @@ from dmas.ingest.fields import (
     shown,
 )
 from dmas.ingest.hashing import file_sha256
-from dmas.ingest.media_check import UnreadableMediaError, check_media, container_content
+from dmas.ingest.media_check import UnreadableMediaError, check_media
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
 from dmas.ingest.safe_paths import confined_path
@@ -99,17 +99,16 @@ class _Admitter:
         if kind is None:
             raise ArtifactRejected(
                 "path", f"not a supported image, audio or video file (starts with {staged.head[:8].hex(' ')})")
+        streams_decide = kind.media_format in CONTAINER_FORMATS
+        if declared_type and declared_type != kind.artifact_type and not streams_decide:
+            return kind  # the caller reports the mismatch with both types
         try:
-            if kind.media_format in CONTAINER_FORMATS:
-                with staged.open() as handle:
-                    kind = MediaKind(container_content(handle), kind.media_format)
-            if declared_type and declared_type != kind.artifact_type:
-                return kind  # the caller reports the mismatch with both types
             with staged.open() as handle:
-                check_media(handle, kind.artifact_type, self.limits.max_image_pixels)
+                checked = check_media(handle, None if streams_decide else kind.artifact_type,
+                                      self.limits.max_image_pixels)
         except (UnreadableMediaError, LimitExceededError) as exc:
             raise ArtifactRejected("path", f"{kind.media_format}: {exc}") from None
-        return kind
+        return MediaKind(checked, kind.media_format)
 
 
 def artifact_id(sha256: str, entity_id: str | None, timestamp: datetime | None) -> str:

@@ -18,24 +18,16 @@ class UnreadableMediaError(ValueError):
     """The content does not decode as the media it claims to be; the message says why."""
 
 
-def check_media(handle: BinaryIO, artifact_type: str, max_image_pixels: int) -> None:
-    """Raise UnreadableMediaError / LimitExceededError unless `handle` decodes as `artifact_type`."""
+def check_media(handle: BinaryIO, artifact_type: str | None, max_image_pixels: int) -> str:
+    """The type `handle` decodes as; UnreadableMediaError / LimitExceededError unless it decodes.
+
+    `artifact_type` None: a container (MP4, WebM, ...) whose streams decide between audio and video
+    (see `dmas.media_streams`), read in the same pass that checks it.
+    """
     if artifact_type == "image":
         _check_image(handle, max_image_pixels)
-    else:
-        _check_stream(handle, artifact_type)
-
-
-def container_content(handle: BinaryIO) -> str:
-    """'audio' or 'video', from the streams a container file holds (see `dmas.media_streams`)."""
-    try:
-        with av.open(handle, mode="r") as container:
-            kind = content_type(container)
-    except Exception as exc:  # PyAV raises FFmpeg errors of many types
-        raise UnreadableMediaError(f"does not open as media: {exc}") from None
-    if kind is None:
-        raise UnreadableMediaError("no audio or video stream in the file")
-    return kind
+        return artifact_type
+    return _check_stream(handle, artifact_type)
 
 
 def _check_image(handle: BinaryIO, max_pixels: int) -> None:
@@ -66,17 +58,20 @@ def _check_image(handle: BinaryIO, max_pixels: int) -> None:
             raise UnreadableMediaError(f"image does not decode: {exc}") from None
 
 
-def _check_stream(handle: BinaryIO, artifact_type: str) -> None:
+def _check_stream(handle: BinaryIO, artifact_type: str | None) -> str:
     """Audio must have an audio stream and video a video stream, and the first frame must decode."""
     try:
         with av.open(handle, mode="r") as container:
+            artifact_type = artifact_type or content_type(container)
+            if artifact_type is None:
+                raise UnreadableMediaError("no audio or video stream in the file")
             streams = container.streams.audio if artifact_type == "audio" else moving_video_streams(container)
             if not streams:
                 raise UnreadableMediaError(f"no {artifact_type} stream in the file")
             for _ in container.decode(streams[0]):
-                return
+                return artifact_type
             raise UnreadableMediaError(f"the {artifact_type} stream has no decodable frame")
     except UnreadableMediaError:
         raise
     except Exception as exc:  # PyAV raises FFmpeg errors of many types
-        raise UnreadableMediaError(f"{artifact_type} does not decode: {exc}") from None
+        raise UnreadableMediaError(f"{artifact_type or 'media'} does not decode: {exc}") from None
