@@ -202,7 +202,7 @@ def _ray_ready(args, settings: Settings) -> bool:
 
 
 def _run_runs(args, settings: Settings):
-    from dmas.train.registry import RunRegistry
+    from dmas.store.runs import RunRegistry
 
     registry = RunRegistry(_store(settings))
     if args.run_id:
@@ -252,7 +252,7 @@ def _run_serve(args, settings: Settings) -> dict:
 
 
 def _run_new_key(args, settings: Settings) -> dict:
-    from dmas.serving.security import new_key
+    from dmas.api.security import new_key
 
     key, entry = new_key(args.key_id, args.role)
     return {"api_key": key, "settings_entry": entry.model_dump(),

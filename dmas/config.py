@@ -96,14 +96,14 @@ class ServeSettings(BaseModel):
     @field_validator("api_keys")
     @classmethod
     def _valid_keys(cls, value: list[dict]) -> list[dict]:
-        from dmas.serving.security import ApiKey
+        from dmas.api.security import ApiKey
 
         for entry in value:
             ApiKey(**entry)
         return value
 
     def keys(self):
-        from dmas.serving.security import ApiKey
+        from dmas.api.security import ApiKey
 
         return [ApiKey(**entry) for entry in self.api_keys]
 

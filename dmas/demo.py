@@ -97,8 +97,8 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
     import httpx
     from ray import serve
 
-    from dmas.serving.network import free_loopback_port
-    from dmas.serving.security import new_key
+    from dmas.api.network import free_loopback_port
+    from dmas.api.security import new_key
     from serve.app import build_app
 
     key, entry = new_key("demo", "viewer")

@@ -26,18 +26,18 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
+from dmas.api.audit_log import AuditLog
+from dmas.api.errors import error_body
+from dmas.api.jobs import JobBook, JobRecord, run_job
+from dmas.api.query import interpret
+from dmas.api.security import ApiKey, allows, authenticate
+from dmas.api.uploads import plain_name, save_upload
 from dmas.config import Settings, load_settings
 from dmas.errors import DmasError, NotFoundError
-from dmas.serving.audit_log import AuditLog
-from dmas.serving.bundle import RunBundle
-from dmas.serving.errors import error_body
-from dmas.serving.jobs import JobBook, JobRecord, run_job
-from dmas.serving.query import interpret
-from dmas.serving.security import ApiKey, allows, authenticate
-from dmas.serving.uploads import plain_name, save_upload
+from dmas.scoring.bundle import RunBundle
 from dmas.store import Store
+from dmas.store.runs import RunRegistry
 from dmas.train.config import TrainConfig
-from dmas.train.registry import RunRegistry
 from serve.schemas import ExplainRequest, PredictRequest, PreloadRequest, QueryRequest
 
 api = FastAPI(title="dmas", description="Deterministic Multimodal Analytics Stack: predictions, explanations, "
@@ -219,7 +219,7 @@ class Explainer:
         self.bundle = _bundle_cache(Store(self.settings.store_uri), self.settings.serve.cached_runs)
 
     def explain(self, run_id: str, entity_ids: list[str], target: str) -> dict:
-        from dmas.serving.explaining import explain_entities
+        from dmas.scoring.explaining import explain_entities
 
         try:
             return {"explanations": explain_entities(self.bundle(run_id), entity_ids, target)}
@@ -242,7 +242,7 @@ def _job_answer(record: JobRecord) -> JSONResponse:
 # A crashed job is not retried: it is recorded as failed and the client starts it again.
 @ray.remote(num_cpus=0, max_retries=0)
 def job_task(job_id: str, operation: str, params: dict, settings_json: str) -> dict:
-    """Run one job in a Ray worker and record how it ended (see dmas.serving.jobs.run_job)."""
+    """Run one job in a Ray worker and record how it ended (see dmas.api.jobs.run_job)."""
     settings = Settings.model_validate_json(settings_json)
     return run_job(JobBook(Store(settings.store_uri)), job_id, operation, params, settings).to_dict()
 

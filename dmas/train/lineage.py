@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dmas.store import Store
-from dmas.train.registry import RunRegistry
+from dmas.store.runs import RunRegistry
 
 
 def run_lineage(store: Store, run_id: str) -> dict:

@@ -7,10 +7,10 @@ import json
 import uuid
 
 from dmas.store import Store
+from dmas.store.runs import RunRegistry
 from dmas.train.config import TrainConfig
 from dmas.train.determinism import code_version, library_versions
 from dmas.train.loop import predict
-from dmas.train.registry import RunRegistry
 from dmas.train.runner import fit, fit_locally, load_model, predictions_sha256
 from dmas.train.tensorize import DataManifest, tensorize
 

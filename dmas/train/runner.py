@@ -25,12 +25,12 @@ from dmas.errors import ConfigError, StoreError
 from dmas.features.version import feature_version
 from dmas.model import FullModel
 from dmas.store import Store
+from dmas.store.runs import RunRegistry
 from dmas.train.baselines import baseline_predictions, lift
 from dmas.train.config import TrainConfig, run_id_for
 from dmas.train.determinism import code_version, library_versions
 from dmas.train.loop import HEADS, TARGET_KEYS, model_config_for, predict, train_model
 from dmas.train.metrics import HIGHER_IS_BETTER, evaluate
-from dmas.train.registry import RunRegistry
 from dmas.train.tensorize import DataManifest, EntityTensors, tensorize
 
 log = logging.getLogger(__name__)

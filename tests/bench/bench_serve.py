@@ -85,10 +85,10 @@ def main() -> None:
     from conftest import build_synthetic_store
     from ray import serve
 
+    from dmas.api.network import free_loopback_port
+    from dmas.api.security import new_key
     from dmas.config import load_settings
-    from dmas.serving.bundle import RunBundle
-    from dmas.serving.network import free_loopback_port
-    from dmas.serving.security import new_key
+    from dmas.scoring.bundle import RunBundle
     from dmas.train.config import TrainConfig
     from dmas.train.loop import to_torch
     from dmas.train.runner import train_run

@@ -55,8 +55,8 @@ def main() -> None:
     import ray
 
     from dmas.config import load_settings
+    from dmas.store.runs import RunRegistry
     from dmas.train.config import TrainConfig
-    from dmas.train.registry import RunRegistry
     from dmas.train.runner import fit, fit_locally, pin_data
     from dmas.train.tensorize import tensorize
 

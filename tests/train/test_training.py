@@ -12,12 +12,12 @@ from dmas.config import load_settings
 from dmas.errors import ConfigError, StoreError
 from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
+from dmas.store.runs import RUN_FILES, RunRegistry
 from dmas.train.baselines import baseline_predictions
 from dmas.train.config import ModelSettings, TrainConfig, run_id_for
 from dmas.train.lineage import run_lineage
 from dmas.train.loop import TARGET_KEYS, predict
 from dmas.train.metrics import evaluate
-from dmas.train.registry import RUN_FILES, RunRegistry
 from dmas.train.reproduce import reproduce
 from dmas.train.runner import fit, fit_locally, load_model, pin_data, train_run
 from dmas.train.tensorize import tensorize

@@ -1,6 +1,6 @@
 import pytest
 
-from dmas.serving.query import interpret
+from dmas.api.query import interpret
 
 
 @pytest.mark.parametrize(("text", "order_by", "descending"), [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dmas.errors import DmasError, LimitExceededError, NotFoundError
-from dmas.serving.bundle import IntegrityError, UnknownEntitiesError
+from dmas.scoring.bundle import IntegrityError, UnknownEntitiesError
 
 
 def error_body(exc: DmasError) -> dict:

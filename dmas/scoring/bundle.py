@@ -22,8 +22,8 @@ from safetensors.torch import load as load_torch
 from dmas.errors import DmasError, StoreError
 from dmas.model import FullModel, ModelConfig
 from dmas.store import Store
+from dmas.store.runs import RunRegistry
 from dmas.train.loop import HEADS
-from dmas.train.registry import RunRegistry
 
 
 class IntegrityError(DmasError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmas.serving.bundle import RunBundle
+from dmas.scoring.bundle import RunBundle
 
 
 def explain_entities(bundle: RunBundle, entity_ids: list[str], target: str) -> list[dict]:

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dmas.api.errors import error_body
 from dmas.config import Settings
 from dmas.errors import DmasError, NotFoundError, StoreError
 from dmas.operations import run_operation
-from dmas.serving.errors import error_body
 from dmas.store import Store
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")

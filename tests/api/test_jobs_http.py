@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 
+from dmas.api.audit_log import AuditLog
+from dmas.api.network import free_loopback_port
+from dmas.api.security import new_key
 from dmas.config import load_settings
-from dmas.serving.audit_log import AuditLog
-from dmas.serving.network import free_loopback_port
-from dmas.serving.security import new_key
 from dmas.store import Store
 from dmas.synth import generate
 

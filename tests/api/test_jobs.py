@@ -3,9 +3,9 @@
 import pytest
 
 from dmas import operations
+from dmas.api.jobs import JobBook, run_job
 from dmas.config import load_settings
 from dmas.errors import IngestError, RowError
-from dmas.serving.jobs import JobBook, run_job
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Scoring a trained run: its verified bundle and explanations for single entities."""
