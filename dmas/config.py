@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
 from dmas.errors import ConfigError
+from dmas.runtime import RaySettings
 
 _yaml_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("dmas_yaml_file", default=None)
 
@@ -26,17 +27,6 @@ class LimitSettings(BaseModel):
     max_image_pixels: int = Field(89_478_485, gt=0, description="Pillow's decompression-bomb limit")
     max_reported_errors: int = Field(100, ge=0, description="row errors listed per ingest (all are counted)")
     ingest_chunk_rows: int = Field(100_000, gt=0, description="rows read and validated at a time")
-
-
-class RaySettings(BaseModel):
-    """How dmas reaches Ray: an existing cluster (`address`) or an embedded local one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    address: str | None = Field(None, description="cluster address; None uses RAY_ADDRESS or starts a local Ray")
-    num_cpus: int | None = Field(None, gt=0, description="CPUs of the embedded local Ray (None: all)")
-    object_store_memory: int = Field(200 * 1024**2, gt=0, description="object store of the embedded local Ray")
-    include_dashboard: bool = Field(True, description="start the dashboard with the embedded local Ray")
 
 
 class FeatureSettings(BaseModel):
@@ -76,7 +66,8 @@ class ServeSettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="listen address (loopback unless you mean it)")
     port: int = Field(8000, gt=0, lt=65536)
-    api_keys: list[dict] = Field(default_factory=list, description="[{key_id, role, sha256}] (dmas keys new)")
+    api_keys: list[dict] = Field(default_factory=list,
+                                 description="[{key_id, role, sha256}] (`dmas keys KEY_ID --role ROLE`)")
     max_entities_per_request: int = Field(1000, gt=0)
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest JSON request body")
     max_upload_request_bytes: int = Field(1024**3, gt=0, description="largest multipart upload request, all "

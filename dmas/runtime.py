@@ -8,13 +8,24 @@ from __future__ import annotations
 import logging
 import os
 
-from dmas.config import RaySettings
+from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
 # Ray Train collects workers' per-epoch reports on its health-check tick (2 s by default), which
 # made every epoch of a small model cost ~2.5 s; measured 47 s -> 25 s for 10 epochs at 0.1 s.
 TRAIN_REPORT_INTERVAL_S = "0.2"
+
+
+class RaySettings(BaseModel):
+    """How dmas reaches Ray: an existing cluster (`address`) or an embedded local one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="cluster address; None uses RAY_ADDRESS or starts a local Ray")
+    num_cpus: int | None = Field(None, gt=0, description="CPUs of the embedded local Ray (None: all)")
+    object_store_memory: int = Field(200 * 1024**2, gt=0, description="object store of the embedded local Ray")
+    include_dashboard: bool = Field(True, description="start the dashboard with the embedded local Ray")
 
 
 def ensure_ray(settings: RaySettings) -> None:
