@@ -25,10 +25,12 @@ from dmas.store import Store
 from dmas.store.blobs import BlobStore
 from dmas.store.location import StoreLocation
 from dmas.store.schemas import FEATURES
+from dmas.task_plan import plan_tasks as plan_equal_tasks
 
 log = logging.getLogger(__name__)
 
 Extractor = Callable[[str, bytes, FeatureConfig], np.ndarray]
+_KIND_THEN_LARGEST = (("artifact_type", "ascending"), ("size_bytes", "descending"), ("sha256", "ascending"))
 
 
 def pending_blobs(store: Store, version: str) -> pa.Table:
@@ -100,22 +102,12 @@ def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureCon
 
 
 def plan_tasks(pending: pa.Table, batch_size: int, slots: int, tasks_per_slot: int) -> list[pa.Table]:
-    """Split the pending blobs into tasks of about equal work, a whole number of rounds of `slots`.
+    """Split the pending blobs into tasks of about equal work (see `dmas.task_plan.plan_tasks`).
 
-    Few, large tasks: each Ray Data task costs driver and scheduling time, and on 2 CPUs 4 tasks of
-    75 upload-size artifacts ran 1.88x the single-process loop where 19 tasks of 16 ran 1.70x. So
-    each of the `slots` tasks that run at once gets `tasks_per_slot` tasks, more only where a task
-    would exceed `batch_size` blobs, and always the same number (5 tasks on 2 CPUs would leave one
-    idle for a whole task). Equal work: blobs are dealt kind by kind, largest first, in snake order,
-    so every task gets the same mix of kinds and sizes. Which blob goes to which task never changes
-    a stored byte (the result is sorted by sha256).
+    Equal work: blobs are dealt kind by kind, largest first, so every task gets the same mix of
+    kinds and sizes.
     """
-    per_slot = max(tasks_per_slot, -(-pending.num_rows // (batch_size * slots)))
-    count = min(pending.num_rows, slots * per_slot)
-    order = pending.sort_by([("artifact_type", "ascending"), ("size_bytes", "descending"), ("sha256", "ascending")])
-    rounds, seat = np.divmod(np.arange(order.num_rows), count)
-    task_of = np.where(rounds % 2 == 0, seat, count - 1 - seat)
-    return [order.take(np.flatnonzero(task_of == task)) for task in range(count)]
+    return plan_equal_tasks(pending, batch_size, slots, tasks_per_slot, _KIND_THEN_LARGEST)
 
 
 def _finite_retries(max_retries: int) -> dict:
