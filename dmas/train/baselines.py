@@ -91,8 +91,11 @@ def _linear(task: Task, x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, 
     """Ridge or logistic regression on the standardised attributes, predicted on the test rows.
 
     With a single class among the training labels there is nothing to separate, so the
-    classifier degenerates to that class's rate (what `mean` predicts).
+    classifier degenerates to that class's rate (what `mean` predicts). A tiny store can leave the
+    test split empty; then there is nothing to predict (scikit-learn refuses zero rows).
     """
+    if x_test.shape[0] == 0:
+        return np.zeros(0)
     if task.name != "classification":
         return _pipeline(Ridge(random_state=seed)).fit(x_train, y).predict(x_test)
     if np.unique(y).size < 2:

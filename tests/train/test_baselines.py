@@ -110,3 +110,11 @@ def test_non_finite_attributes_are_refused():
     train["attributes"][0, 0] = np.nan
     with pytest.raises(MetricInputError, match="NaN"):
         _fit(train, test)
+
+
+def test_an_empty_test_split_gives_empty_predictions_not_an_error():
+    train, test = _split()
+    predictions = baseline_predictions(train["attributes"], train, train, test["attributes"][:0], 0)
+    assert all(len(values) == 0 for baseline in predictions.values() for values in baseline.values())
+    assert evaluate(predictions["attributes_linear"], {k: v[:0] for k, v in test.items()},
+                    {k: v[:0] for k, v in test.items()})["regression"]["available"] is False
