@@ -1,7 +1,10 @@
 import pytest
 
+from dmas.api.config import ServeSettings
 from dmas.config import load_settings
 from dmas.errors import ConfigError
+from dmas.features.config import FeatureSettings
+from dmas.limits import LimitSettings
 
 
 def test_defaults_need_no_file_or_env(monkeypatch):
@@ -41,3 +44,36 @@ def test_unknown_yaml_key_is_refused(tmp_path):
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_serve_api_keys_from_nested_env(monkeypatch):
+    digest = "ab" * 32
+    monkeypatch.setenv("DMAS_SERVE__API_KEYS", f'[{{"key_id": "etl", "role": "viewer", "sha256": "{digest}"}}]')
+    monkeypatch.setenv("DMAS_SERVE__PORT", "8123")
+    serve = load_settings().serve
+    assert (serve.port, [(key.key_id, key.role, key.sha256) for key in serve.api_keys]) == (
+        8123, [("etl", "viewer", digest)])
+
+
+def test_bad_api_key_entry_names_the_field(monkeypatch):
+    monkeypatch.setenv("DMAS_SERVE__API_KEYS", '[{"key_id": "etl", "role": "viewer", "sha256": "not-hex"}]')
+    with pytest.raises(ConfigError, match=r"serve\.api_keys\.0\.sha256"):
+        load_settings()
+
+
+def test_yaml_sections_map_onto_the_configs_beside_their_code(tmp_path):
+    config = tmp_path / "dmas.yaml"
+    config.write_text("features:\n  batch_size: 8\n  extractor: {image_size: 64}\n"
+                      "limits:\n  ingest_chunk_rows: 10\nserve:\n  port: 9001\n")
+    settings = load_settings(config)
+    assert isinstance(settings.features, FeatureSettings) and isinstance(settings.limits, LimitSettings)
+    assert isinstance(settings.serve, ServeSettings)
+    assert (settings.features.batch_size, settings.features.extractor_config().image_size,
+            settings.limits.ingest_chunk_rows, settings.serve.port) == (8, 64, 10, 9001)
+
+
+def test_bad_extractor_setting_names_the_field(tmp_path):
+    config = tmp_path / "dmas.yaml"
+    config.write_text("features:\n  extractor: {image_size: 3}\n")
+    with pytest.raises(ConfigError, match=r"features\.extractor"):
+        load_settings(config)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dmas.config import LimitSettings
 from dmas.errors import IngestError
 from dmas.ingest.artifacts import ingest_artifact, ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
+from dmas.limits import LimitSettings
 from dmas.synth_media import encode_image, encode_mp4, encode_wav
 
 PNG = encode_image(np.full((8, 8, 3), 200, dtype=np.uint8), "png")

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dmas.config import LimitSettings
 from dmas.errors import IngestError, UnreadableFileError
 from dmas.ingest.tabular import ingest_table
+from dmas.limits import LimitSettings
 
 ENTITIES = 'entity_id,attributes\ne1,"{""x"": 1}"\ne2,"{""x"": 2}"\n'
 
@@ -212,3 +212,13 @@ def test_progress_callback_counts_every_row_read(with_entities, write):
     ingest_table(with_entities, "events", write("events.csv", "entity_id,timestamp,event_type,event_value\n" + lines),
                  limits=LimitSettings(ingest_chunk_rows=7), on_rows=counted.append)
     assert sum(counted) == 50 and len(counted) >= 7
+
+
+def test_each_error_also_comes_as_the_line_old_clients_print(store, write):
+    report = ingest_table(store, "entities", write("e.csv", 'entity_id,attributes\nok,{}\nbad,{oops\nx,y,z\n'),
+                          limits=LimitSettings(max_reported_errors=1))
+    assert report["errors"] == [{"row": 3, "field": "attributes", "error": report["errors"][0]["error"]}]
+    assert report["error_messages"] == [f"row 3, attributes: {report['errors'][0]['error']}"]
+    assert report["error_messages"][0].startswith("row 3, attributes: not valid JSON")
+    full = ingest_table(store, "entities", write("f.csv", 'entity_id,attributes\nbad,{oops\nx,y,z\n'))
+    assert full["error_messages"][1] == "row 3: expected 2 fields, found 3"
