@@ -9,7 +9,11 @@ from dmas.errors import RowError
 
 @dataclass
 class IngestReport:
-    """Counts and the first `max_errors` row errors (all are counted in `failed_rows`)."""
+    """Counts and the first `max_errors` row errors (all are counted in `failed_rows`).
+
+    Each reported error comes twice: structured in `errors` for programs, and as the one line the
+    original platform's clients print in `error_messages` (same order, same cap).
+    """
 
     file: str
     table: str
@@ -35,6 +39,7 @@ class IngestReport:
         return len(self._failed)
 
     def to_dict(self) -> dict:
+        errors = sorted(self._errors, key=lambda e: e.row)
         return {
             "file": self.file,
             "table": self.table,
@@ -47,5 +52,12 @@ class IngestReport:
             "version": self.version,
             "error_count": self._error_count,
             "errors_truncated": self._error_count > len(self._errors),
-            "errors": [error.to_dict() for error in sorted(self._errors, key=lambda e: e.row)],
+            "errors": [error.to_dict() for error in errors],
+            "error_messages": [error_message(error) for error in errors],
         }
+
+
+def error_message(error: RowError) -> str:
+    """One row error as a line: 'row 5, attributes: not valid JSON ...' (no field: 'row 5: ...')."""
+    where = f"row {error.row}, {error.field}" if error.field else f"row {error.row}"
+    return f"{where}: {error.error}"
