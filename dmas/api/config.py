@@ -29,6 +29,8 @@ class ServeSettings(BaseModel):
     # same 8-client throughput (~130 entities/s); lookups are cheap, so waiting longer buys nothing
     batch_wait_s: float = Field(0.001, ge=0, description="@serve.batch: longest wait to fill a batch")
     cached_runs: int = Field(4, gt=0, description="runs kept loaded per replica")
+    body_idle_timeout_s: float = Field(30.0, gt=0, description="a request whose body stops arriving for this "
+                                       "long (it declared more bytes than it sends) is answered 400")
     latest_run_refresh_s: float = Field(1.0, ge=0, description="how long a replica trusts its answer to 'which "
                                         "run is the latest completed' before asking the registry again")
 
