@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from dmas.api.config import ServeSettings
@@ -77,3 +79,7 @@ def test_bad_extractor_setting_names_the_field(tmp_path):
     config.write_text("features:\n  extractor: {image_size: 3}\n")
     with pytest.raises(ConfigError, match=r"features\.extractor"):
         load_settings(config)
+
+
+def test_the_shipped_settings_file_loads():
+    assert load_settings(Path(__file__).parents[1] / "configs" / "dmas.yaml").serve.auth == "required"
