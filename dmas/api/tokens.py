@@ -27,6 +27,7 @@ from dmas.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+_SHOWN_VALUES = 5  # claim values quoted in a 403 (a token may carry hundreds of groups)
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -37,6 +38,8 @@ def looks_like_jwt(value: str) -> bool:
         jwt.get_unverified_header(value)
     except jwt.DecodeError:
         return False
+    except jwt.InvalidTokenError:  # parses as a JWT, with a bad header: verify() says what is wrong
+        return True
     return True
 
 
@@ -57,7 +60,7 @@ class JwtVerifier:
         IdentityProviderUnavailableError (503) otherwise."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
+        except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"the bearer token is not a well-formed JWT: {exc}",
                                       INVALID_TOKEN_CHALLENGE) from None
         algorithm = header.get("alg")
@@ -143,8 +146,9 @@ class JwtVerifier:
                                         "space-separated string")
         roles = {self.settings.role_map[item] for item in values if item in self.settings.role_map}
         if not roles:
-            raise PermissionDeniedError(f"none of the values of the token's '{name}' claim ({', '.join(values)}) "
-                                        "grants a dmas role")
+            shown = ", ".join(values[:_SHOWN_VALUES]) + (", ..." if len(values) > _SHOWN_VALUES else "")
+            raise PermissionDeniedError(f"none of the values of the token's '{name}' claim ({shown}) grants a "
+                                        "dmas role")
         return highest_role(roles)
 
 

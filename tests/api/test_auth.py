@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import pickle
@@ -114,6 +115,18 @@ def test_hs256_token_refused_with_the_reason(monkeypatch, overrides, message):
     assert message in refused(auth, {"Authorization": f"Bearer {hs256(**overrides)}"})
 
 
+@pytest.mark.parametrize(("headers", "message"), [
+    ({"kid": 5}, "Key ID header parameter must be a string"),
+    ({"crit": ["x-unknown"]}, "Unsupported critical extension"),
+])
+def test_malformed_jwt_headers_are_a_401_not_a_crash(monkeypatch, headers, message):
+    auth = authenticator(monkeypatch)
+    segments = ({"alg": "HS256", **headers}, claims())  # jwt.encode refuses to write such headers
+    token = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=") for part in segments)
+    token += ".c2lnbmF0dXJl"
+    assert message in refused(auth, {"Authorization": f"Bearer {token}"})
+
+
 def test_hs256_token_signed_with_another_key(monkeypatch):
     auth = authenticator(monkeypatch)
     forged = hs256(secret="another-secret-that-is-long-enough-000000")
@@ -132,6 +145,9 @@ def test_role_claim_missing_or_unmapped_is_403_naming_the_claim(monkeypatch):
     assert "no 'roles' claim" in message
     message = refused(auth, {"Authorization": f"Bearer {hs256(roles=['intern'])}"}, PermissionDeniedError)
     assert "'roles' claim (intern) grants" in message
+    groups = [f"group-{index}" for index in range(100)]
+    message = refused(auth, {"Authorization": f"Bearer {hs256(roles=groups)}"}, PermissionDeniedError)
+    assert "(group-0, group-1, group-2, group-3, group-4, ...)" in message
 
 
 def test_roles_from_a_scope_string_or_a_nested_claim(monkeypatch):
