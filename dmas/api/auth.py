@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from dmas.api.config import ServeSettings
+from dmas.api.config import ServeSettings, anonymous_refusal
 from dmas.api.security import (
     INVALID_TOKEN_CHALLENGE,
     AuthenticationError,
@@ -22,6 +22,7 @@ from dmas.api.security import (
     authenticate,
 )
 from dmas.api.tokens import JwtVerifier, looks_like_jwt
+from dmas.errors import ConfigError
 
 __all__ = ["ANONYMOUS", "Authenticator", "Principal", "allows", "require_role"]
 
@@ -32,13 +33,16 @@ ANONYMOUS = Principal(key_id="anonymous", role="admin", method="none")
 class Authenticator:
     """Identifies callers under one `ServeSettings`; build it once per replica (it caches the JWKS).
 
-    Raises ConfigError at construction when the settings cannot work (HS256 secret env var unset).
+    Raises ConfigError at construction when the settings cannot work (HS256 secret env var unset) or
+    are unsafe: `auth: none` off loopback, checked again here because `model_copy` skips validation.
     """
 
     def __init__(self, settings: ServeSettings):
         self.settings = settings
         self._jwt = JwtVerifier(settings.jwt) if settings.auth == "required" and settings.jwt.enabled else None
         if settings.auth == "none":
+            if refusal := anonymous_refusal(settings.host):
+                raise ConfigError(refusal)
             log.warning("serve.auth is 'none': every request is served without credentials as 'anonymous' with "
                         "the admin role (allowed because the server listens on %s, a loopback address)",
                         settings.host)

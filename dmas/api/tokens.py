@@ -38,8 +38,8 @@ def looks_like_jwt(value: str) -> bool:
         jwt.get_unverified_header(value)
     except jwt.DecodeError:
         return False
-    except jwt.InvalidTokenError:  # parses as a JWT, with a bad header: verify() says what is wrong
-        return True
+    except jwt.InvalidTokenError:  # a JWT with a header PyJWT refuses: verify() says what is wrong
+        pass
     return True
 
 

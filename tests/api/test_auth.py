@@ -337,6 +337,12 @@ def test_auth_none_refused_off_loopback_saying_why(host, monkeypatch):
     assert repr(host) in str(caught.value)
 
 
+def test_auth_none_refused_even_when_validation_was_skipped():
+    unchecked = ServeSettings(auth="none").model_copy(update={"host": "0.0.0.0"})  # as `dmas serve --host` does
+    with pytest.raises(ConfigError, match="only on a loopback address"):
+        Authenticator(unchecked)
+
+
 # --- roles and errors ----------------------------------------------------------------------------
 
 def test_roles_rank_viewer_below_admin():
