@@ -10,7 +10,22 @@ from dataclasses import asdict, dataclass
 
 
 class DmasError(Exception):
-    """Base class of every error dmas raises on purpose."""
+    """Base class of every error dmas raises on purpose.
+
+    Errors cross Ray processes (a deployment or task raises, the HTTP layer answers), so every
+    subclass pickles as its class, message and attributes, whatever its constructor takes: the
+    default pickling calls `cls(*args)`, which breaks for constructors with other parameters.
+    """
+
+    def __reduce__(self):
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls: type[DmasError], args: tuple, state: dict) -> DmasError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(DmasError):
