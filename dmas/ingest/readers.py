@@ -48,6 +48,7 @@ _ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _LINE_BREAK = r"\r\n|\r|\n"  # the line ends pyarrow's CSV parser accepts
+_SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: 'CSV UTF-8')"
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,20 +145,39 @@ def _sniff_text(path: str | os.PathLike, head: bytes) -> str:
 
 def _decode_head(path: str | os.PathLike, head: bytes) -> str:
     """The head of a text file without its BOM; binary junk is refused with its first bytes, text in
-    another encoding (Latin-1, Windows-1252 from older spreadsheets) with where it stops being UTF-8."""
+    another encoding (UTF-16, or Latin-1 and Windows-1252 from older spreadsheets) with where it
+    stops being UTF-8, and text holding a NUL byte (a corrupt or zero-padded file) with where it is."""
     head = head.removeprefix(_UTF8_BOM)
-    if _CONTROL_BYTES.search(head):
+    if _is_utf16(head):
+        raise UnreadableFileError(str(path), f"UTF-16 text, not UTF-8; {_SAVE_AS_UTF8}")
+    control = _CONTROL_BYTES.search(head)
+    if control and control.group() == b"\x00" and control.start() > 0:  # text up to there: a stray NUL
+        raise UnreadableFileError(str(path), f"NUL byte at {_line_and_column(head, control.start())}")
+    if control:
         shown = " ".join(f"{b:02x}" for b in head[:8])
         raise UnreadableFileError(str(path), f"not a table file (starts with bytes {shown} …)")
     try:
         return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as e:
-        before = head[: e.start]  # valid UTF-8: the error is at its first bad byte
-        line = before.count(b"\n") + 1
-        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8")) + 1
         raise UnreadableFileError(
-            str(path), f"not UTF-8 text: byte {head[e.start]:#04x} at line {line}, column {column}; "
-                       "save the file as UTF-8 (in Excel: 'CSV UTF-8')") from None
+            str(path), f"not UTF-8 text: byte {head[e.start]:#04x} at {_line_and_column(head, e.start)}; "
+                       f"{_SAVE_AS_UTF8}") from None
+
+
+def _is_utf16(head: bytes) -> bool:
+    """A UTF-16 byte order mark, or ASCII text as UTF-16 (every other byte of the first 64 is NUL)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    start = head[:64]
+    return len(start) >= 8 and (not any(start[1::2]) or not any(start[0::2]))
+
+
+def _line_and_column(head: bytes, position: int) -> str:
+    """'line L, column C' of a byte offset, the column counted in characters."""
+    before = head[:position]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", errors="replace")) + 1
+    return f"line {line}, column {column}"
 
 
 def _sniff_jsonl(path: str | os.PathLike) -> str:
@@ -380,6 +400,7 @@ def _csv_chunk(
 ) -> Chunk:
     """One batch of string columns as a Chunk, blank lines dropped, numbered by file line."""
     lines, bad = numbering.place(newlines, final=False)
+    _refuse_nul_bytes(path, batch, lines, names)
     blank = _blank_records(batch)
     if blank.any():
         batch = batch.filter(pa.array(~blank))
@@ -387,6 +408,17 @@ def _csv_chunk(
     frame = batch.to_pandas()
     frame.columns = names
     return _chunk(path, frame, lines, bad)
+
+
+def _refuse_nul_bytes(path: Path, batch: pa.RecordBatch, lines: np.ndarray, names: list[str]) -> None:
+    """A NUL byte past the sniffed head fails the file like one inside it, naming line and field."""
+    for name, column in zip(names, batch.columns):
+        data = column.buffers()[2]
+        if data is None or (np.frombuffer(data, dtype=np.uint8) != 0).all():  # a slice shares its batch's buffer
+            continue
+        found = np.flatnonzero(pc.match_substring(column, "\x00").fill_null(False).to_numpy(zero_copy_only=False))
+        if len(found):
+            raise UnreadableFileError(str(path), f"NUL byte at line {lines[found[0]]} in field '{name}'")
 
 
 def _read_delimited(path: Path, chunk_rows: int, delimiter: str) -> Iterator[Chunk]:

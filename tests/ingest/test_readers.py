@@ -125,6 +125,34 @@ def test_a_latin1_file_is_refused_with_where_it_stops_being_utf8(tmp_path: Path)
         list(read_table_file(path))
 
 
+def test_a_nul_byte_is_named_with_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"entity_id,name\ne1,Ana\ne2,Zo\x00e\n")
+    with pytest.raises(UnreadableFileError, match="nul.csv: cannot be read: NUL byte at line 3, column 6"):
+        list(read_table_file(path))
+
+
+def test_a_trailing_run_of_nul_bytes_is_named_too(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"  # what a power cut can leave: zeros after the last line written
+    path.write_bytes(b"entity_id,name\ne1,Ana\n" + b"\x00" * 4096)
+    with pytest.raises(UnreadableFileError, match="cut.csv: cannot be read: NUL byte at line 3, column 1"):
+        list(read_table_file(path))
+
+
+def test_a_nul_byte_past_the_sniffed_head_names_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"a,b\n" + b"x,y\n" * 20_000 + b"q,w\x00e\n" + b"x,y\n" * 10)
+    with pytest.raises(UnreadableFileError, match="late.csv: cannot be read: NUL byte at line 20002 in field 'b'"):
+        list(read_table_file(path, chunk_rows=3000))
+
+
+def test_utf16_text_is_told_apart_from_binary(tmp_path: Path) -> None:
+    path = tmp_path / "unicode.txt"  # Excel's "Unicode Text"
+    path.write_bytes("entity_id\tname\ne1\tAna\n".encode("utf-16"))
+    with pytest.raises(UnreadableFileError, match="unicode.txt: cannot be read: UTF-16 text, not UTF-8"):
+        list(read_table_file(path))
+
+
 def test_tsv_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "t.tsv"
     path.write_text("id\tvalue\na\t007\nb\t\n")

@@ -132,6 +132,7 @@ def test_strict_mode_rejects_the_whole_file_and_changes_nothing(with_entities, w
     ("", "empty"),
     ("entity_id,when,event_type,event_value\ne1,x,a,1\n", "missing required column(s) ['timestamp']"),
     ("entity_id,timestamp,event_type,event_value,extra\ne1,2024-01-01,a,1,z\n", "unexpected column(s) ['extra']"),
+    ("entity_id,timestamp,event_type,event_value\ne1,2024-01-01,a\x00,1\n", "NUL byte at line 2, column 16"),
 ])
 def test_unusable_file_fails_whole_and_changes_nothing(with_entities, write, text, message):
     before = with_entities.snapshot()
