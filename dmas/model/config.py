@@ -1,7 +1,9 @@
-"""The model's shape: input sizes from the data and the width of every part.
+"""The model's shape: the widths and switches a training config chooses, plus input sizes from the data.
 
-A `ModelConfig` is part of a run's config (and so of its `run_id`): it serialises to canonical JSON,
-with `artifact_dims` and `disabled` in sorted order, and reads back equal.
+`ModelArchitecture` is what a run's config sets (`TrainConfig.model`); `ModelConfig` adds the sizes
+read from the tensors, so every field is declared once. Both are part of a run's config (and so of
+its `run_id`): they serialise to canonical JSON, with `artifact_dims` and `disabled` in sorted
+order, and read back equal.
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ Modality = Literal["attributes", "events", "graph", "artifacts"]
 MODALITIES: tuple[Modality, ...] = ("attributes", "events", "graph", "artifacts")
 
 
-class ModelConfig(BaseModel):
-    """Sizes of the FullModel; type indices start at 1 everywhere, 0 is padding."""
+class ModelArchitecture(BaseModel):
+    """Widths and switches of the FullModel that do not depend on the data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    n_attributes: int = Field(ge=1, description="numeric attributes per entity (A)")
-    n_event_types: int = Field(ge=1, description="real event types; index 0 is padding")
-    n_interaction_types: int = Field(ge=1, description="real interaction types; index 0 is padding")
-    artifact_dims: dict[int, int] = Field(min_length=1, description="artifact type index -> feature vector length")
-    max_events: int = Field(ge=1, description="longest event history (L) the model accepts")
     d_attr: int = Field(16, ge=1, description="width of the attribute encoding")
     d_event: int = Field(64, ge=1, description="width of the event sequence encoding")
     n_heads: int = Field(4, ge=1, description="attention heads of the event encoder")
@@ -36,6 +33,28 @@ class ModelConfig(BaseModel):
     disabled: frozenset[Modality] = Field(
         frozenset(), description="modalities replaced by zeros (ablation); their encoders are not built")
 
+    @field_serializer("disabled")
+    def _sorted_disabled(self, disabled: frozenset[str]) -> list[str]:
+        return sorted(disabled)
+
+    @model_validator(mode="after")
+    def _check_widths(self) -> ModelArchitecture:
+        if self.d_event % self.n_heads:
+            raise ValueError(f"d_event={self.d_event} must be a multiple of n_heads={self.n_heads}")
+        if set(self.disabled) == set(MODALITIES):
+            raise ValueError(f"disabled={sorted(self.disabled)} leaves the model no input; keep one modality")
+        return self
+
+
+class ModelConfig(ModelArchitecture):
+    """Sizes of the FullModel; type indices start at 1 everywhere, 0 is padding."""
+
+    n_attributes: int = Field(ge=1, description="numeric attributes per entity (A)")
+    n_event_types: int = Field(ge=1, description="real event types; index 0 is padding")
+    n_interaction_types: int = Field(ge=1, description="real interaction types; index 0 is padding")
+    artifact_dims: dict[int, int] = Field(min_length=1, description="artifact type index -> feature vector length")
+    max_events: int = Field(ge=1, description="longest event history (L) the model accepts")
+
     @field_validator("artifact_dims")
     @classmethod
     def _sorted_positive_dims(cls, dims: dict[int, int]) -> dict[int, int]:
@@ -46,18 +65,6 @@ class ModelConfig(BaseModel):
             if dim < 1:
                 raise ValueError(f"artifact_dims: type {artifact_type} has length {dim}; it must be at least 1")
         return dict(sorted(dims.items()))
-
-    @field_serializer("disabled")
-    def _sorted_disabled(self, disabled: frozenset[str]) -> list[str]:
-        return sorted(disabled)
-
-    @model_validator(mode="after")
-    def _check_widths(self) -> ModelConfig:
-        if self.d_event % self.n_heads:
-            raise ValueError(f"d_event={self.d_event} must be a multiple of n_heads={self.n_heads}")
-        if set(self.disabled) == set(MODALITIES):
-            raise ValueError(f"disabled={sorted(self.disabled)} leaves the model no input; keep one modality")
-        return self
 
     @property
     def artifact_vector_dim(self) -> int:

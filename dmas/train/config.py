@@ -1,37 +1,22 @@
-"""A training run's configuration: everything that shapes the model, hashed into its run_id."""
+"""A training run's configuration: everything that shapes the model, hashed into its run_id.
+
+The model and loss parts are the model's own config types (`ModelArchitecture`, `LossWeights`), so
+a field added to the model can be set from a training config without a second copy to keep in step.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from dmas.model.config import ModelArchitecture
+from dmas.model.losses import LossWeights
 from dmas.train.tensorize import TensorizeConfig
 
-
-class ModelSettings(BaseModel):
-    """The model's sizes and switches (the data-dependent sizes are filled in from the tensors)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    event_encoder: Literal["attention", "spectral"] = "attention"
-    d_attr: int = Field(16, gt=0)
-    d_event: int = Field(64, gt=0)
-    n_heads: int = Field(4, gt=0)
-    d_graph: int = Field(32, gt=0)
-    d_artifact: int = Field(32, gt=0)
-    d_fused: int = Field(64, gt=0)
-    disabled: tuple[Literal["events", "graph", "artifacts"], ...] = Field((), description="ablated modalities")
-
-
-class LossWeightSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    regression: float = Field(1.0, ge=0)
-    classification: float = Field(1.0, ge=0)
-    ranking: float = Field(1.0, ge=0)
+# How a run is executed, not what it computes (the same bytes either way): kept out of the run_id.
+EXECUTION_FIELDS = frozenset({"in_process_max_entity_epochs"})
 
 
 class TrainConfig(BaseModel):
@@ -46,16 +31,20 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     num_workers: int = Field(1, gt=0, description="Ray Train workers (DDP when > 1)")
-    use_gpu: bool = False
-    deterministic: bool = Field(True, description="deterministic kernels, one thread, fixed batch order")
+    use_gpu: StrictBool = False
+    deterministic: StrictBool = Field(True, description="deterministic kernels, one thread, fixed batch order")
+    in_process_max_entity_epochs: int = Field(
+        20_000, ge=0, description="a one-worker CPU run of at most this many training entities x epochs trains "
+        "in the calling process instead of paying Ray Train's ~15 s start (same bytes); 0: always Ray Train")
     tensorize: TensorizeConfig = Field(default_factory=TensorizeConfig)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    loss_weights: LossWeightSettings = Field(default_factory=LossWeightSettings)
+    model: ModelArchitecture = Field(default_factory=ModelArchitecture)
+    loss_weights: LossWeights = Field(default_factory=LossWeights)
     quality_gates: dict[str, float] = Field(default_factory=dict)
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON of every field: the config part of the run_id."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Sorted-key JSON of every field that shapes the model: the config part of the run_id."""
+        return json.dumps(self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS)), sort_keys=True,
+                          separators=(",", ":"))
 
 
 def run_id_for(config: TrainConfig, manifest: dict, code_version: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -33,6 +35,19 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     else:  # fast mode: any kernel, every core (what the determinism-cost benchmark compares against)
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(os.cpu_count() or 1)
+
+
+@contextmanager
+def torch_state_restored() -> Iterator[None]:
+    """Put back torch's thread count and deterministic-algorithms switch after the block (which seeds)."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def code_version() -> str:

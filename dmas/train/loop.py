@@ -20,17 +20,14 @@ TARGET_KEYS = ("target_regression", "target_binary", "target_ranking")
 
 
 def model_config_for(tensors: EntityTensors, config: TrainConfig) -> ModelConfig:
-    """The model's sizes: data-dependent ones from the tensors, the rest from the run's settings."""
-    settings = config.model
+    """The model's sizes: data-dependent ones from the tensors, the rest from the run's `model` settings."""
     return ModelConfig(
+        **config.model.model_dump(),
         n_attributes=len(tensors.attribute_names),
         n_event_types=max(1, len(tensors.event_types)),
         n_interaction_types=max(1, len(tensors.interaction_types)),
         artifact_dims=tensors.artifact_dims or {1: 1},
         max_events=config.tensorize.max_events,
-        d_attr=settings.d_attr, d_event=settings.d_event, n_heads=settings.n_heads, d_graph=settings.d_graph,
-        d_artifact=settings.d_artifact, d_fused=settings.d_fused, event_encoder=settings.event_encoder,
-        disabled=frozenset(settings.disabled),
     )
 
 
@@ -57,7 +54,7 @@ def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, w
     model = FullModel(model_config_for(tensors, config))
     trained = wrap(model)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    weights = LossWeights(**config.loss_weights.model_dump())
+    weights = config.loss_weights
     train_rows, validation_rows = tensors.indices("train"), tensors.indices("validation")
     log = []
     for epoch in range(config.epochs):

@@ -164,6 +164,34 @@ def evaluate(
     return {task.name: _evaluate_task(task, predictions, targets, masks) for task in TASKS}
 
 
+# The original stack's metric names: (task, its name there, dmas' name, flat key on its runs).
+ORIGINAL_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("regression", "mae", "mae", "reg_mae"),
+    ("regression", "rmse", "rmse", "reg_rmse"),
+    ("regression", "r2", "r2", "reg_r2"),
+    ("classification", "f1", "f1", "cls_f1"),
+    ("classification", "precision", "precision", "cls_precision"),
+    ("classification", "recall", "recall", "cls_recall"),
+    ("ranking", "ndcg", "ndcg_at_10", "rank_ndcg@10"),
+    ("ranking", "spearman", "spearman", "rank_spearman"),
+)
+
+
+def original_shapes(test_metrics: dict) -> dict:
+    """`evaluate()` results as the original stack reported them, nested and flat, for its clients.
+
+    {"regression": {"mae", "rmse", "r2"}, "classification": {"f1", "precision", "recall"},
+    "ranking": {"ndcg", "spearman"}, "reg_mae": ..., "cls_f1": ..., "rank_ndcg@10": ...}: the same
+    numbers under both names; None where a task is unavailable or a metric undefined.
+    """
+    shapes: dict = {task.name: {} for task in TASKS}
+    for task, name, ours, flat in ORIGINAL_METRICS:
+        value = test_metrics.get(task, {}).get(ours)
+        shapes[task][name] = value
+        shapes[flat] = value
+    return shapes
+
+
 _METRICS = {
     "regression": regression_metrics,
     "classification": classification_metrics,

@@ -11,12 +11,15 @@ from dmas.store.runs import RunRegistry
 from dmas.train.config import TrainConfig
 from dmas.train.determinism import code_version, library_versions
 from dmas.train.loop import predict
-from dmas.train.runner import fit, fit_locally, load_model, predictions_sha256
+from dmas.train.runner import fit_as, load_model, predictions_sha256, trained_with
 from dmas.train.tensorize import DataManifest, tensorize
 
 
 def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
-    """Retrain `run_id` from the table and feature versions it pinned; compare weights and test predictions."""
+    """Retrain `run_id` from the table and feature versions it pinned; compare weights and test predictions.
+
+    Small runs retrain in this process, as `train_run` does (the same bytes either way).
+    """
     registry = RunRegistry(store)
     registry.require(run_id)
     recorded = json.loads(registry.read_file(run_id, "config.json"))
@@ -26,8 +29,9 @@ def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
     config = TrainConfig.model_validate(recorded["train_config"])
 
     tensors = tensorize(store, manifest, config.tensorize, config.seed)
-    fitted = (fit(store.uri, manifest, config, registry.folder(".ray_train"), f"reproduce-{run_id}-{uuid.uuid4().hex}")
-              if use_ray else fit_locally(tensors, config))
+    how = trained_with(config, tensors, use_ray)
+    fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"),
+                    f"reproduce-{run_id}-{uuid.uuid4().hex}")
     reproduced_sha = hashlib.sha256(fitted.weights).hexdigest()
     predictions = predict(load_model(fitted.weights, tensors, config), tensors, tensors.indices("test"))
     same_predictions = predictions_sha256(predictions) == metrics["test_predictions_sha256"]
@@ -37,6 +41,7 @@ def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
         "identical_test_predictions": same_predictions,
         "original_model_sha256": original_sha,
         "reproduced_model_sha256": reproduced_sha,
+        "trained_with": how,
         "differences": _what_differs(recorded, tensors, manifest),
     }
 

@@ -1,7 +1,8 @@
-"""A training run end to end: pin the data, train with Ray Train, evaluate, register, publish the files.
+"""A training run end to end: pin the data, train (Ray Train or this process), evaluate, register, publish.
 
 `fit` is where Ray appears; everything else is plain functions so a test can train the same loop
-without Ray and compare hashes.
+without Ray and compare hashes. Small one-worker runs train in the calling process: the same loop
+gives the same bytes, and they skip Ray Train's ~15 s start.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +27,22 @@ from dmas.errors import ConfigError, StoreError
 from dmas.features.version import feature_version
 from dmas.model import FullModel
 from dmas.store import Store
-from dmas.store.runs import RunRegistry
+from dmas.store.runs import RunRegistry, RunStatus
 from dmas.train.baselines import baseline_predictions, lift
 from dmas.train.config import TrainConfig, run_id_for
-from dmas.train.determinism import code_version, library_versions
+from dmas.train.determinism import code_version, library_versions, torch_state_restored
 from dmas.train.loop import HEADS, TARGET_KEYS, model_config_for, predict, train_model
-from dmas.train.metrics import HIGHER_IS_BETTER, evaluate
+from dmas.train.metrics import HIGHER_IS_BETTER, evaluate, original_shapes
 from dmas.train.tensorize import DataManifest, EntityTensors, tensorize
 
 log = logging.getLogger(__name__)
+
+
+class TrainedWith(StrEnum):
+    """Where a run's loop ran; recorded in the run, not part of its run_id (the bytes are the same)."""
+
+    IN_PROCESS = "in_process"
+    RAY_TRAIN = "ray_train"
 
 
 @dataclass(frozen=True)
@@ -49,33 +58,63 @@ def pin_data(store: Store, settings: Settings, config: TrainConfig) -> DataManif
 
 
 def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray: bool = True) -> dict:
-    """Train, evaluate and register a run; an identical earlier run (same run_id) is returned, not redone."""
+    """Train, evaluate and register a run; an identical earlier run (same run_id) is returned, not redone.
+
+    The run is leased while it trains; a run left `running` by a process that died is seen dead
+    within seconds and this call retrains it under the same run_id. `use_ray=False` never uses
+    Ray Train (see `trained_with`).
+    """
     manifest = pin_data(store, settings, config)
     code = code_version()
     run_id = run_id_for(config, manifest.to_dict(), code)
     registry = RunRegistry(store)
-    existing = registry.get(run_id)
-    if existing is not None and existing.status in ("completed", "rejected"):
+    existing = registry.get(run_id, confirm=True)  # a running run is watched one lease TTL: alive or retried
+    if existing is not None and existing.status.finished:
         recorded = json.loads(registry.read_file(run_id, "config.json"))
         return {**existing.to_dict(), "metrics": json.loads(registry.read_file(run_id, "metrics.json")),
                 "config": recorded["train_config"], "reused": True}
-    if existing is not None and existing.status == "running":
-        raise StoreError(f"run '{run_id}' is already running")
-    registry.set_status(run_id, "running", details={"data_manifest": manifest.to_dict()})
-    try:
-        with registry.heartbeating(run_id):
+    if existing is not None and existing.status == RunStatus.RUNNING:
+        raise StoreError(f"run '{run_id}' is already running: its training process is alive and renews its lease")
+    with registry.lease(run_id) as lease:
+        registry.set_status(run_id, RunStatus.RUNNING, details={"data_manifest": manifest.to_dict()})
+        try:
             tensors = tensorize(store, manifest, config.tensorize, config.seed)
-            fitted = fit(store.uri, manifest, config, registry.folder(".ray_train"), run_id) if use_ray \
-                else fit_locally(tensors, config)
-            outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted)
-    except BaseException as exc:
-        registry.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+            how = trained_with(config, tensors, use_ray)
+            fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"), run_id)
+            lease.check()
+            outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted, how)
+        except BaseException as exc:
+            if lease.held:  # a process that took the run over owns its status now
+                registry.set_status(run_id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
     return outcome
 
 
+def trained_with(config: TrainConfig, tensors: EntityTensors, use_ray: bool) -> TrainedWith:
+    """This process for one-worker CPU runs of at most `in_process_max_entity_epochs` (or without Ray),
+    else Ray Train; several workers or GPUs need Ray Train (one process would train another model)."""
+    if config.num_workers > 1 or config.use_gpu:
+        if not use_ray:
+            raise ConfigError(f"num_workers={config.num_workers}, use_gpu={str(config.use_gpu).lower()} needs "
+                              "Ray Train; run it with Ray (without --no-ray)")
+        return TrainedWith.RAY_TRAIN
+    entity_epochs = len(tensors.indices("train")) * config.epochs
+    if not use_ray or entity_epochs <= config.in_process_max_entity_epochs:
+        return TrainedWith.IN_PROCESS
+    return TrainedWith.RAY_TRAIN
+
+
+def fit_as(how: TrainedWith, store_uri: str, manifest: DataManifest, config: TrainConfig, tensors: EntityTensors,
+           storage_path: str, name: str) -> FitResult:
+    """Train in this process or with Ray Train, as `trained_with` chose."""
+    if how == TrainedWith.IN_PROCESS:
+        with torch_state_restored():  # the caller (a CLI, a job's worker) keeps its own torch threads
+            return fit_locally(tensors, config)
+    return fit(store_uri, manifest, config, storage_path, name)
+
+
 def fit_locally(tensors: EntityTensors, config: TrainConfig) -> FitResult:
-    """The same loop without Ray (one worker): used by tests and to prove Ray Train changes nothing."""
+    """The same loop without Ray (one worker): small runs, and the proof that Ray Train changes nothing."""
     model, training_log = train_model(tensors, config)
     return FitResult(serialize_weights(model), training_log)
 
@@ -143,7 +182,7 @@ def load_model(weights: bytes, tensors: EntityTensors, config: TrainConfig) -> F
 
 
 def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTensors, config: TrainConfig,
-                          manifest: DataManifest, code: str, fitted: FitResult) -> dict:
+                          manifest: DataManifest, code: str, fitted: FitResult, how: TrainedWith) -> dict:
     model = load_model(fitted.weights, tensors, config)
     test_rows, train_rows = tensors.indices("test"), tensors.indices("train")
     predictions = predict(model, tensors, test_rows)
@@ -166,6 +205,7 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
         "split_sizes": {name: int(len(tensors.indices(name))) for name in ("train", "validation", "test")},
         "test_predictions_sha256": predictions_sha256(predictions),
         "gate_violations": violations,
+        **original_shapes(metrics),
     }
     recorded_config = {"train_config": json.loads(config.canonical_json()), "code_version": code,
                        "library_versions": library_versions(), "model_config": model.config.model_dump(mode="json"),
@@ -182,13 +222,14 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
                                       for entry in fitted.training_log).encode(),
         **serving_files(model, tensors),
     })
-    status = "rejected" if violations else "completed"
+    status = RunStatus.REJECTED if violations else RunStatus.COMPLETED
     registry.set_status(run_id, status, model_sha256=model_sha256,
-                        details={"test": metrics, "gate_violations": violations, "data_manifest": manifest.to_dict()})
-    log.info("run %s %s", run_id, status)
+                        details={"test": metrics, "metrics": original_shapes(metrics), "gate_violations": violations,
+                                 "data_manifest": manifest.to_dict(), "trained_with": how})
+    log.info("run %s %s (%s)", run_id, status, how)
     return {"run_id": run_id, "status": status, "model_sha256": model_sha256, "metrics": summary,
             "config": recorded_config["train_config"], "created_at": registry.require(run_id).created_at.isoformat(),
-            "reused": False}
+            "trained_with": how, "reused": False}
 
 
 def serving_files(model: FullModel, tensors: EntityTensors) -> dict[str, bytes]:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from dmas.model import ModelConfig
+from dmas.model.config import ModelArchitecture
 
 BASE = {"n_attributes": 6, "n_event_types": 5, "n_interaction_types": 3,
         "artifact_dims": {3: 251, 1: 296, 2: 143}, "max_events": 50}
@@ -44,3 +45,12 @@ def test_json_round_trip_is_canonical():
     assert '"disabled":["artifacts","events","graph"]' in text
     assert '"artifact_dims":{"1":296,"2":143,"3":251}' in text
     assert ModelConfig.model_validate_json(text) == config
+
+
+def test_a_training_config_sets_every_non_data_field_of_the_model():
+    architecture = ModelArchitecture(dropout=0.2, d_event=32, n_heads=2, disabled={"graph"})
+    config = ModelConfig(**BASE, **architecture.model_dump())
+    assert config.dropout == 0.2 and config.d_event == 32 and config.disabled == {"graph"}
+    assert set(ModelConfig.model_fields) - set(ModelArchitecture.model_fields) == set(BASE)
+    with pytest.raises(ValidationError, match="multiple of n_heads"):
+        ModelArchitecture(d_event=30)
