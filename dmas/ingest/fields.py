@@ -165,6 +165,38 @@ def canonical_json_object(value: object) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def is_blank(value: object) -> bool:
+    """Whether a cell holds nothing: missing, NaN, or only whitespace."""
+    return value is None or (isinstance(value, str) and value.strip() == "") or (
+        not isinstance(value, (str, dict, list)) and bool(pd.isna(value)))
+
+
+def json_object_text(value: object) -> str:
+    """`canonical_json_object`, with a message that says what is wrong and shows the value."""
+    try:
+        return canonical_json_object(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos}): {shown(value)}") from None
+    except ValueError as exc:
+        raise ValueError(f"{exc}: {shown(value)}") from None
+
+
+def optional_json_objects(checks: ChunkChecks, frame: pd.DataFrame, field: str) -> pa.Array:
+    """Canonical JSON object text per row, null where blank; anything else than a JSON object is an error."""
+    cells = frame[field].to_numpy(dtype=object)
+    texts = np.full(len(cells), None, dtype=object)
+    failures: dict[int, str] = {}
+    for position in np.flatnonzero(~frame[field].isna().to_numpy()):
+        if is_blank(cells[position]):
+            continue
+        try:
+            texts[position] = json_object_text(cells[position])
+        except ValueError as exc:
+            failures[position] = str(exc)
+    checks.reject(np.isin(np.arange(len(cells)), list(failures)), field, lambda i: failures[i])
+    return pa.array(texts, type=pa.string())
+
+
 def scalar_from_text(value: object) -> object:
     """A wide-format attribute cell as a JSON scalar: numbers become numbers, the rest stays text."""
     if isinstance(value, (bool, np.bool_)):

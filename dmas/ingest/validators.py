@@ -15,12 +15,14 @@ from dmas.errors import RowError, UnreadableFileError
 from dmas.ingest.fields import (
     ChunkChecks,
     canonical_json_object,
+    is_blank,
+    json_object_text,
+    optional_json_objects,
     parse_floats,
     parse_timestamps,
     require_known,
     require_text,
     scalar_from_text,
-    shown,
 )
 from dmas.ingest.readers import Chunk
 from dmas.store.schemas import ENTITIES, EVENTS, INTERACTIONS, TableSpec
@@ -93,31 +95,16 @@ def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array |
     return {"entity_id": entity_id, "attributes": pa.array(attributes, type=pa.string())}
 
 
-def _is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "") or (
-        not isinstance(value, (str, dict, list)) and bool(pd.isna(value)))
-
-
 def _entity_attributes(raw: object, extra: dict[str, object]) -> str:
     """The attributes JSON object, merged with any extra columns (a 'wide' file: one column per attribute)."""
-    attributes = {} if _is_blank(raw) else _decoded_object(raw)
+    attributes = {} if is_blank(raw) else json.loads(json_object_text(raw))
     for name, value in extra.items():
-        if _is_blank(value):
+        if is_blank(value):
             continue
         if name in attributes:
             raise ValueError(f"attribute '{name}' is given both as a column and inside 'attributes'")
         attributes[name] = scalar_from_text(value)
     return canonical_json_object(attributes)
-
-
-def _decoded_object(raw: object) -> dict:
-    """A JSON object from text or an already-decoded dict; ValueError saying what is wrong."""
-    try:
-        return json.loads(canonical_json_object(raw))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos}): {shown(raw)}") from None
-    except ValueError as exc:
-        raise ValueError(f"{exc}: {shown(raw)}") from None
 
 
 def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | None) -> dict[str, pa.Array]:
@@ -126,6 +113,7 @@ def _parse_events(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Array | No
         "timestamp": parse_timestamps(checks, frame, "timestamp"),
         "event_type": require_text(checks, frame, "event_type"),
         "event_value": parse_floats(checks, frame, "event_value"),
+        "event_metadata": optional_json_objects(checks, frame, "event_metadata"),
     }
     require_known(checks, columns["entity_id"], "entity_id", known)
     return columns
@@ -138,6 +126,7 @@ def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Arra
         "interaction_type": require_text(checks, frame, "interaction_type"),
         "interaction_value": parse_floats(checks, frame, "interaction_value", default=1.0),
         "timestamp": parse_timestamps(checks, frame, "timestamp"),
+        "metadata": optional_json_objects(checks, frame, "metadata"),
     }
     require_known(checks, columns["src_entity_id"], "src_entity_id", known)
     require_known(checks, columns["dst_entity_id"], "dst_entity_id", known)
@@ -146,8 +135,9 @@ def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Arra
 
 LAYOUTS: dict[str, TableLayout] = {
     "entities": TableLayout(ENTITIES, ("entity_id",), ("attributes",), True, _parse_entities),
-    "events": TableLayout(EVENTS, ("entity_id", "timestamp", "event_type", "event_value"), (), False, _parse_events),
+    "events": TableLayout(EVENTS, ("entity_id", "timestamp", "event_type", "event_value"), ("event_metadata",),
+                          False, _parse_events),
     "interactions": TableLayout(
-        INTERACTIONS, ("src_entity_id", "dst_entity_id", "interaction_type", "timestamp"), ("interaction_value",),
-        False, _parse_interactions),
+        INTERACTIONS, ("src_entity_id", "dst_entity_id", "interaction_type", "timestamp"),
+        ("interaction_value", "metadata"), False, _parse_interactions),
 }

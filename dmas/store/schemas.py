@@ -1,8 +1,14 @@
 """The stored tables: their Arrow schemas and the columns that identify a row.
 
-Events and interactions are keyed by their whole content, so a retried upload never duplicates
-rows; entities by `entity_id` (re-ingesting updates); artifacts by `artifact_id`, itself derived
-from content (blob sha256, entity, time).
+Events and interactions are keyed by their content, so a retried upload never duplicates rows;
+entities by `entity_id` (re-ingesting updates); artifacts by `artifact_id`, itself derived from
+content (blob sha256, entity, time).
+
+An event's or interaction's optional metadata (a JSON object, the original platform's
+`event_metadata` / `metadata`) describes it but is not part of what happened, so it is not in the
+key: the same event uploaded again with corrected metadata updates that row instead of adding a
+second event that training would count twice, and a file without metadata (the older layout)
+keeps what is stored (`keep_when_null`).
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table's schema, its key columns and the columns a re-ingest may update."""
+    """A table's schema, its key columns and the columns a re-ingest may update.
+
+    `keep_when_null`: updatable columns that a null in the new rows leaves as stored.
+    """
 
     name: str
     schema: pa.Schema
     key: tuple[str, ...]
     updatable: tuple[str, ...] = ()
     entity_columns: tuple[str, ...] = ()
+    keep_when_null: tuple[str, ...] = ()
 
 
 ENTITIES = TableSpec(
@@ -43,9 +53,12 @@ EVENTS = TableSpec(
         pa.field("timestamp", TIMESTAMP, nullable=False),
         pa.field("event_type", pa.string(), nullable=False),
         pa.field("event_value", pa.float64(), nullable=False),
+        pa.field("event_metadata", pa.string(), nullable=True),  # canonical JSON object
     ]),
     key=("entity_id", "timestamp", "event_type", "event_value"),
+    updatable=("event_metadata",),
     entity_columns=("entity_id",),
+    keep_when_null=("event_metadata",),
 )
 
 INTERACTIONS = TableSpec(
@@ -56,9 +69,12 @@ INTERACTIONS = TableSpec(
         pa.field("interaction_type", pa.string(), nullable=False),
         pa.field("interaction_value", pa.float64(), nullable=False),
         pa.field("timestamp", TIMESTAMP, nullable=False),
+        pa.field("metadata", pa.string(), nullable=True),  # canonical JSON object
     ]),
     key=("src_entity_id", "dst_entity_id", "interaction_type", "interaction_value", "timestamp"),
+    updatable=("metadata",),
     entity_columns=("src_entity_id", "dst_entity_id"),
+    keep_when_null=("metadata",),
 )
 
 ARTIFACTS = TableSpec(

@@ -71,35 +71,55 @@ class VersionedTable:
         `filter` is applied after reading: delta-rs writes string columns as Arrow string views,
         which pyarrow's scan-time filters cannot compare with plain strings.
         """
+        dataset = self.dataset(version)
+        stored = [name for name in (columns or dataset.schema.names) if name in dataset.schema.names]
         try:
-            table = self.dataset(version).to_table(columns=None if filter is not None else columns)
+            table = dataset.to_table(columns=None if filter is not None else stored)
         except OSError as exc:  # a data file of this version is gone: purged by `forget --purge`
             raise StoreError(f"table '{self.spec.name}' version {version} cannot be read: "
                              f"its data files were purged ({exc})") from None
         if filter is not None:
-            table = table.filter(filter)
-            table = table.select(columns) if columns else table
+            table = table.filter(filter).select(stored)
+        table = self._with_added_columns(table)
+        table = table.select(columns) if columns else table
         sort_keys = [(name, "ascending") for name in self.spec.key if name in table.column_names]
         return table.sort_by(sort_keys) if sort_keys else table
 
     def upsert(self, source: pa.RecordBatchReader | pa.Table, commit_metadata: Mapping[str, object]) -> CommitResult:
         """Insert rows whose key is new; update `updatable` columns of rows whose key exists and changed.
 
-        One atomic commit; identical rows change nothing and produce no new version.
+        One atomic commit; identical rows change nothing and produce no new version. A column the
+        spec has and the stored table lacks (added in a later dmas) is added by this commit.
         """
         table = self.delta()
         match = " AND ".join(f"t.{name} = s.{name}" for name in self.spec.key)
-        merger = table.merge(source, match, source_alias="s", target_alias="t",
+        merger = table.merge(source, match, source_alias="s", target_alias="t", merge_schema=True,
                              commit_properties=_commit_properties(commit_metadata))
         if self.spec.updatable:
-            changed = " OR ".join(f"(t.{name} IS DISTINCT FROM s.{name})" for name in self.spec.updatable)
-            merger = merger.when_matched_update({name: f"s.{name}" for name in self.spec.updatable}, predicate=changed)
+            stored = {field.name for field in table.schema().to_arrow()}
+            updates = {name: self._new_value(name, stored) for name in self.spec.updatable}
+            changed = " OR ".join(f"({_differs(name, value, stored)})" for name, value in updates.items())
+            merger = merger.when_matched_update(updates, predicate=changed)
         metrics = merger.when_not_matched_insert_all().execute()
         return CommitResult(
             version=table.version(),  # this commit's version, even if another writer has committed since
             inserted=metrics["num_target_rows_inserted"],
             updated=metrics["num_target_rows_updated"],
         )
+
+    def _new_value(self, name: str, stored: set[str]) -> str:
+        """The SQL value an update gives column `name`: the new row's, or the stored one where
+        the column keeps its value on a null (a table without the column holds nulls there)."""
+        if name in self.spec.keep_when_null and name in stored:
+            return f"COALESCE(s.{name}, t.{name})"
+        return f"s.{name}"
+
+    def _with_added_columns(self, table: pa.Table) -> pa.Table:
+        """`table` with the spec's columns that its version predates, as nulls."""
+        for field in self.spec.schema:
+            if field.name not in table.column_names:
+                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+        return table
 
     def update_matching(self, source: pa.Table, on: str, assignments: Mapping[str, str],
                         commit_metadata: Mapping[str, object]) -> CommitResult:
@@ -133,9 +153,10 @@ class VersionedTable:
         """Write the table at `version` to one Parquet file, streaming; returns the row count."""
         dataset = self.dataset(version)
         rows = 0
-        with pq.ParquetWriter(destination, dataset.schema) as writer:
+        schema = self._with_added_columns(dataset.schema.empty_table()).schema
+        with pq.ParquetWriter(destination, schema) as writer:
             for batch in dataset.to_batches():
-                writer.write_batch(batch)
+                writer.write_table(self._with_added_columns(pa.Table.from_batches([batch])))
                 rows += batch.num_rows
         return rows
 
@@ -145,6 +166,11 @@ def _commit_properties(metadata: Mapping[str, object]) -> CommitProperties:
     as_text = {key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
                for key, value in metadata.items()}
     return CommitProperties(custom_metadata=as_text)
+
+
+def _differs(name: str, value: str, stored: set[str]) -> str:
+    """SQL: the update would change the stored value (always null where the table lacks the column)."""
+    return f"t.{name} IS DISTINCT FROM {value}" if name in stored else f"{value} IS NOT NULL"
 
 
 def sql_string_list(values: Iterable[str]) -> str:

@@ -223,3 +223,61 @@ def test_each_error_also_comes_as_the_line_old_clients_print(store, write):
     assert report["error_messages"][0].startswith("row 3, attributes: not valid JSON")
     full = ingest_table(store, "entities", write("f.csv", 'entity_id,attributes\nbad,{oops\nx,y,z\n'))
     assert full["error_messages"][1] == "row 3: expected 2 fields, found 3"
+
+
+EVENTS_WITH_METADATA = ('entity_id,timestamp,event_type,event_value,event_metadata\n'
+                        'e1,2024-01-01T00:00:00Z,login,1,"{""device"": ""ios"", ""app"": 3}"\n'
+                        'e2,2024-01-01T00:00:00Z,login,1,\n')
+
+
+def test_events_keep_the_old_platforms_event_metadata(with_entities, write, tmp_path):
+    report = ingest_table(with_entities, "events", write("events.csv", EVENTS_WITH_METADATA))
+    assert (report["success_rows"], report["failed_rows"]) == (2, 0)
+    events = with_entities.table("events")
+    assert events.read().column("event_metadata").to_pylist() == ['{"app":3,"device":"ios"}', None]
+    events.export_parquet(str(tmp_path / "out.parquet"))
+    assert pq.read_table(tmp_path / "out.parquet").column("event_metadata").to_pylist()[0] == '{"app":3,"device":"ios"}'
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ('"{""device"": "', "not valid JSON"),
+    ('"[1, 2]"', "expected a JSON object, got list"),
+    ("7", "expected a JSON object, got int"),
+])
+def test_event_metadata_that_is_no_json_object_names_row_and_field(with_entities, write, cell, message):
+    path = write("events.csv", "entity_id,timestamp,event_type,event_value,event_metadata\n"
+                               "e1,2024-01-01T00:00:00Z,a,1,{}\n"
+                               f"e1,2024-01-02T00:00:00Z,a,1,{cell}\n")
+    report = ingest_table(with_entities, "events", path)
+    assert _errors(report) == [(3, "event_metadata")] and message in report["errors"][0]["error"]
+    assert report["error_messages"][0].startswith(f"row 3, event_metadata: {message}")
+    assert with_entities.table("events").read().num_rows == 1
+
+
+def test_interactions_keep_their_metadata_and_check_it(with_entities, write):
+    path = write("i.jsonl", "\n".join([
+        '{"src_entity_id": "e1", "dst_entity_id": "e2", "interaction_type": "msg", '
+        '"timestamp": "2024-01-01T00:00:00Z", "metadata": {"channel": "sms"}}',
+        '{"src_entity_id": "e2", "dst_entity_id": "e1", "interaction_type": "msg", '
+        '"timestamp": "2024-01-01T00:00:00Z", "metadata": "not json"}',
+        '{"src_entity_id": "e2", "dst_entity_id": "e1", "interaction_type": "call", "timestamp": "2024-01-01"}',
+    ]) + "\n")
+    report = ingest_table(with_entities, "interactions", path)
+    assert _errors(report) == [(2, "metadata")] and "not valid JSON" in report["errors"][0]["error"]
+    stored = with_entities.table("interactions").read(columns=["interaction_type", "metadata"]).to_pylist()
+    assert sorted(stored, key=str) == sorted([{"interaction_type": "msg", "metadata": '{"channel":"sms"}'},
+                                              {"interaction_type": "call", "metadata": None}], key=str)
+
+
+def test_metadata_is_no_part_of_an_events_key(with_entities, write):
+    first = ingest_table(with_entities, "events", write("events.csv", EVENTS_WITH_METADATA))
+    again = ingest_table(with_entities, "events", write("events.csv", EVENTS_WITH_METADATA))
+    assert (again["inserted_rows"], again["updated_rows"], again["version"]) == (0, 0, first["version"])
+    fixed = write("fixed.csv", EVENTS_WITH_METADATA.replace("ios", "android"))
+    corrected = ingest_table(with_entities, "events", fixed)
+    assert (corrected["inserted_rows"], corrected["updated_rows"]) == (0, 1)
+    older_layout = write("old.csv", "entity_id,timestamp,event_type,event_value\ne1,2024-01-01T00:00:00Z,login,1\n")
+    assert ingest_table(with_entities, "events", older_layout)["version"] == corrected["version"]  # keeps it
+    events = with_entities.table("events").read()
+    assert events.num_rows == 2
+    assert events.column("event_metadata").to_pylist() == ['{"app":3,"device":"android"}', None]

@@ -66,3 +66,44 @@ def test_lineage_lists_source_files_up_to_a_version(store):
 def test_unknown_table_is_a_clear_error(store):
     with pytest.raises(StoreError, match="unknown table 'nope'"):
         store.table("nope")
+
+
+OLD_EVENTS = pa.schema([  # the events table as dmas wrote it before `event_metadata`
+    pa.field("entity_id", pa.string(), nullable=False),
+    pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("event_type", pa.string(), nullable=False),
+    pa.field("event_value", pa.float64(), nullable=False),
+])
+
+
+def test_a_store_written_before_event_metadata_keeps_working(tmp_path, write):
+    from datetime import UTC, datetime
+
+    from deltalake import DeltaTable, write_deltalake
+
+    from dmas.ingest.tabular import ingest_table
+
+    events_uri = str(tmp_path / "s" / "tables" / "events")
+    DeltaTable.create(events_uri, OLD_EVENTS, name="events")
+    old_row = {"entity_id": ["a"], "timestamp": [datetime(2023, 1, 1, tzinfo=UTC)], "event_type": ["old"],
+               "event_value": [1.0]}
+    write_deltalake(events_uri, pa.table(old_row, schema=OLD_EVENTS), mode="append")
+    store = Store(tmp_path / "s")
+    ingest_table(store, "entities", write("e.csv", "entity_id,attributes\na,{}\n"))
+    events = store.table("events")
+    assert events.read().column("event_metadata").to_pylist() == [None]  # read as the current schema
+
+    older_layout = ingest_table(store, "events", write("old.csv", "entity_id,timestamp,event_type,event_value\n"
+                                                                  "a,2023-01-01T00:00:00Z,old,1\n"))
+    assert (older_layout["inserted_rows"], older_layout["updated_rows"]) == (0, 0)
+    assert older_layout["version"] == 2  # the first commit since adds the column, and only that
+    new = write("new.csv", "entity_id,timestamp,event_type,event_value,event_metadata\n"
+                           'a,2023-01-01T00:00:00Z,old,1,"{""k"": 1}"\na,2024-01-01T00:00:00Z,new,2,"{""k"": 2}"\n')
+    report = ingest_table(store, "events", new)
+    assert (report["inserted_rows"], report["updated_rows"], report["version"]) == (1, 1, 3)
+    latest = events.read()
+    assert latest.column("event_type").to_pylist() == ["old", "new"]
+    assert latest.column("event_metadata").to_pylist() == ['{"k":1}', '{"k":2}']
+    assert events.read(version=1).column("event_metadata").to_pylist() == [None]  # the old version, as it was
+    events.export_parquet(str(tmp_path / "v1.parquet"), version=1)
+    assert pq.read_table(tmp_path / "v1.parquet").column_names == [f.name for f in events.spec.schema]
