@@ -43,11 +43,24 @@ def ensure_ray(settings: RaySettings) -> None:
         log.info("connecting to Ray at %s", address)
         ray.init(address=address, log_to_driver=True)
         return
-    # a single-node Ray listens on loopback only; nothing outside this machine can reach it
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    _listen_on_loopback_only()
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_REPORT_INTERVAL_S)
     # workers' own log lines stay in the session logs and the dashboard: forwarded, they land on this
     # process's stdout, where the CLI prints its JSON result
-    ray.init(num_cpus=settings.num_cpus, include_dashboard=settings.include_dashboard,
+    ray.init(num_cpus=settings.num_cpus, include_dashboard=settings.include_dashboard, dashboard_host="127.0.0.1",
              object_store_memory=settings.object_store_memory, log_to_driver=False)
     log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))
+
+
+def _listen_on_loopback_only() -> None:
+    """Put every server of the embedded single-node Ray on 127.0.0.1, so nothing off this machine reaches it.
+
+    Ray 2.60 turns a node address of 127.0.0.1 into the machine's address, and its gRPC servers bind all
+    interfaces unless the node address is loopback. Its single-node mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0)
+    keeps loopback: the processes Ray starts read the variable from the environment, while this process
+    read it once when `ray` was first imported, so the constant is set here too.
+    """
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
