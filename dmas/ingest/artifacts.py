@@ -1,8 +1,10 @@
 """Ingest media artifacts: one file, or a manifest of many, into blobs plus one artifacts commit.
 
 Each file is streamed into a staged blob (size limit enforced while reading), its type sniffed from
-content, decoded once to prove it is readable, and only then published under its sha256. Identical
-bytes are stored once; every manifest row still gets its own artifact row.
+content, decoded once to prove it is readable, and only then published under its sha256
+(`admission.py`). Identical bytes are stored once; every manifest row still gets its own artifact
+row. A manifest's files are checked in parallel on Ray when there are many (`media_pipeline.py`);
+the report and the commit are the same as checked one by one here.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dmas.config import LimitSettings
-from dmas.errors import DmasError, IngestError, LimitExceededError, RowError, UnreadableFileError, UnsafePathError
+from dmas.config import LimitSettings, RaySettings
+from dmas.errors import IngestError, RowError, UnreadableFileError
+from dmas.ingest.admission import Admitter, ArtifactRejected
 from dmas.ingest.fields import (
     ChunkChecks,
     canonical_json_object,
@@ -30,24 +32,14 @@ from dmas.ingest.fields import (
     shown,
 )
 from dmas.ingest.hashing import file_sha256
-from dmas.ingest.media_check import UnreadableMediaError, check_media
+from dmas.ingest.media_pipeline import ManifestChecker, MediaCheckSettings
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
-from dmas.ingest.safe_paths import confined_path
-from dmas.ingest.sniff import ARTIFACT_TYPES, CONTAINER_FORMATS, MediaKind, sniff_media
+from dmas.ingest.sniff import ARTIFACT_TYPES
 from dmas.store import Store
 from dmas.store.schemas import ARTIFACTS
 
 MANIFEST_COLUMNS = ("path", "artifact_type", "entity_id", "timestamp", "metadata")
-
-
-class ArtifactRejected(DmasError):
-    """One artifact cannot be admitted; `field` names the offending input."""
-
-    def __init__(self, field: str | None, reason: str):
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -59,56 +51,6 @@ class ArtifactRow:
     metadata: str | None = None  # canonical JSON object
     declared_type: str | None = None
     source_name: str | None = None
-
-
-class _Admitter:
-    """Stages, sniffs, checks and publishes blobs; remembers what it already checked in this ingest."""
-
-    def __init__(self, store: Store, limits: LimitSettings):
-        self.store = store
-        self.limits = limits
-        self.checked: dict[str, MediaKind] = {}
-
-    def admit(self, stream: BinaryIO, row: ArtifactRow) -> tuple[dict, bool]:
-        """Publish the blob; returns the artifact row (stored schema) and whether the blob was already stored."""
-        try:
-            with self.store.blobs.staged(stream, self.limits.max_upload_bytes) as staged:
-                kind = self.checked.get(staged.sha256) or self._check(staged, row.declared_type)
-                self.checked[staged.sha256] = kind
-        except LimitExceededError as exc:
-            raise ArtifactRejected("path", str(exc)) from None
-        if row.declared_type and row.declared_type != kind.artifact_type:
-            raise ArtifactRejected("artifact_type", f"declared '{row.declared_type}' but the content is "
-                                                    f"{kind.artifact_type} ({kind.media_format})")
-        return {
-            "artifact_id": artifact_id(staged.sha256, row.entity_id, row.timestamp),
-            "sha256": staged.sha256,
-            "artifact_type": kind.artifact_type,
-            "media_format": kind.media_format,
-            "entity_id": row.entity_id,
-            "timestamp": row.timestamp,
-            "metadata": row.metadata,
-            "size_bytes": staged.size_bytes,
-            "source_name": row.source_name,
-            "status": "stored",
-            "error": None,
-        }, staged.already_stored
-
-    def _check(self, staged, declared_type: str | None) -> MediaKind:
-        kind = sniff_media(staged.head)
-        if kind is None:
-            raise ArtifactRejected(
-                "path", f"not a supported image, audio or video file (starts with {staged.head[:8].hex(' ')})")
-        streams_decide = kind.media_format in CONTAINER_FORMATS
-        if declared_type and declared_type != kind.artifact_type and not streams_decide:
-            return kind  # the caller reports the mismatch with both types
-        try:
-            with staged.open() as handle:
-                checked = check_media(handle, None if streams_decide else kind.artifact_type,
-                                      self.limits.max_image_pixels)
-        except (UnreadableMediaError, LimitExceededError) as exc:
-            raise ArtifactRejected("path", f"{kind.media_format}: {exc}") from None
-        return MediaKind(checked, kind.media_format)
 
 
 def artifact_id(sha256: str, entity_id: str | None, timestamp: datetime | None) -> str:
@@ -132,31 +74,37 @@ def ingest_artifact(store: Store, path: str | Path, *, artifact_type: str | None
     row = replace(rows[0][1], source_name=source_name or Path(file).name)
     try:
         with open(file, "rb") as stream:
-            record, blob_was_stored = _Admitter(store, limits).admit(stream, row)
+            blob = Admitter(store.blobs, limits).admit(stream, row.declared_type)
     except ArtifactRejected as exc:
         raise IngestError(file, RowError(1, exc.field, exc.reason)) from None
     except OSError as exc:
         raise UnreadableFileError(file, exc.strerror or str(exc)) from None
+    record = _record(row, blob.sha256, blob.size_bytes, blob.kind.artifact_type, blob.kind.media_format)
     result = store.table("artifacts").upsert(
         pa.Table.from_pylist([record], schema=ARTIFACTS.schema),
         {"dmas_operation": "ingest artifact", "source_file": Path(file).name, "source_sha256": record["sha256"]})
     return {**_public(record), "version": result.version, "inserted": bool(result.inserted),
-            "blob_was_stored": blob_was_stored}
+            "blob_was_stored": blob.already_stored}
 
 
 def ingest_artifact_manifest(store: Store, manifest: str | Path, *, strict: bool = False,
                              limits: LimitSettings | None = None,
-                             on_rows: Callable[[int], None] | None = None) -> dict:
+                             on_rows: Callable[[int], None] | None = None,
+                             checks: MediaCheckSettings | None = None, ray: RaySettings | None = None,
+                             use_ray: bool | None = None) -> dict:
     """Ingest every file a manifest lists (paths relative to its folder); one commit for all good rows.
 
-    `on_rows(n)` is called as manifest rows are done, for progress bars.
+    `on_rows(n)` is called as manifest rows are done, for progress bars. The files are checked on
+    Ray (reached through `ray`) when a chunk has at least `checks.ray_min_files` of them, here
+    otherwise; `use_ray` forces either. Both give the same report and the same store.
     """
     limits = limits or LimitSettings()
     file = str(manifest)
     base = Path(file).resolve().parent
     report = IngestReport(file=file, table="artifacts", max_errors=limits.max_reported_errors)
-    admitter = _Admitter(store, limits)
-    records = list(_manifest_records(store, file, base, admitter, report, strict, limits.ingest_chunk_rows,
+    checker = ManifestChecker(str(base), store.uri, limits, checks or MediaCheckSettings(), ray or RaySettings(),
+                              use_ray)
+    records = list(_manifest_records(store, file, checker, report, strict, limits.ingest_chunk_rows,
                                      on_rows or (lambda _: None)))
     report.success_rows = len(records)
     if records:
@@ -171,7 +119,7 @@ def ingest_artifact_manifest(store: Store, manifest: str | Path, *, strict: bool
     return out
 
 
-def _manifest_records(store: Store, file: str, base: Path, admitter: _Admitter, report: IngestReport,
+def _manifest_records(store: Store, file: str, checker: ManifestChecker, report: IngestReport,
                       strict: bool, chunk_rows: int, on_rows: Callable[[int], None]) -> Iterator[dict]:
     seen_ids: dict[str, int] = {}
     for chunk in read_table_file(file, chunk_rows=chunk_rows):
@@ -180,22 +128,17 @@ def _manifest_records(store: Store, file: str, base: Path, admitter: _Admitter, 
         rows, errors = _validated_rows(store, chunk.frame, chunk.rows, require_path=True)
         errors = list(chunk.bad_rows) + errors
         on_rows(len(chunk.rows) - len(rows) + len(chunk.bad_rows))  # rows rejected before opening a file
-        for row_number, row in rows:
-            on_rows(1)
-            try:
-                target = confined_path(base, row.source_name)
-                with open(target, "rb") as stream:
-                    record, _ = admitter.admit(stream, row)
-            except UnsafePathError as exc:
-                errors.append(RowError(row_number, "path", str(exc)))
+        described = dict(rows)
+        files = pa.table({"row": pa.array(list(described), pa.int64()),
+                          "path": pa.array([row.source_name for row in described.values()], pa.string()),
+                          "artifact_type": pa.array([row.declared_type for row in described.values()], pa.string())})
+        outcomes = checker.check(files, on_rows)
+        for row_number, sha256, size_bytes, artifact_type, media_format, field, error in zip(
+                *(column.to_pylist() for column in outcomes.columns)):
+            if error is not None:
+                errors.append(RowError(row_number, field, error))
                 continue
-            except OSError as exc:
-                errors.append(RowError(row_number, "path", f"cannot open {shown(row.source_name)}: "
-                                                           f"{exc.strerror or exc}"))
-                continue
-            except ArtifactRejected as exc:
-                errors.append(RowError(row_number, exc.field, f"{shown(row.source_name)}: {exc.reason}"))
-                continue
+            record = _record(described[row_number], sha256, size_bytes, artifact_type, media_format)
             first = seen_ids.setdefault(record["artifact_id"], row_number)
             if first != row_number:
                 errors.append(RowError(row_number, "path", f"duplicate of row {first} in this file "
@@ -206,6 +149,23 @@ def _manifest_records(store: Store, file: str, base: Path, admitter: _Admitter, 
         if strict and errors:
             raise IngestError(file, errors[0])
         report.add_errors(errors)
+
+
+def _record(row: ArtifactRow, sha256: str, size_bytes: int, artifact_type: str, media_format: str) -> dict:
+    """The stored artifacts row of an admitted blob."""
+    return {
+        "artifact_id": artifact_id(sha256, row.entity_id, row.timestamp),
+        "sha256": sha256,
+        "artifact_type": artifact_type,
+        "media_format": media_format,
+        "entity_id": row.entity_id,
+        "timestamp": row.timestamp,
+        "metadata": row.metadata,
+        "size_bytes": size_bytes,
+        "source_name": row.source_name,
+        "status": "stored",
+        "error": None,
+    }
 
 
 def _check_manifest_columns(file: str, columns: list[str]) -> None:

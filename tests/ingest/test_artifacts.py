@@ -22,7 +22,7 @@ MP4 = encode_mp4(np.zeros((3, 16, 16, 3), dtype=np.uint8))
 
 @pytest.fixture
 def media(tmp_path, store, write):
-    ingest_table(store, "entities", write("entities.csv", "entity_id\ne1\ne2\n"))
+    ingest_table(store, "entities", write("entities.csv", "entity_id,attributes\ne1,\ne2,\n"))
     folder = tmp_path / "upload"
     (folder / "media").mkdir(parents=True)
     for name, data in {"a.png": PNG, "b.jpg": JPEG, "c.wav": WAV, "d.mp4": MP4, "same.png": PNG,
