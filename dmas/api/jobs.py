@@ -4,17 +4,26 @@ A job's record is one JSON file in the store (`jobs/<job_id>.json`), replaced at
 state change, so any replica (or a restarted one) answers `GET /jobs/{id}` the same way. Files a
 job reads were staged by the server under `uploads/<job_id>/` and are deleted when it ends; the
 report the client sees names them as the client sent them, never by their path on the server.
+
+An idempotency key names one job for good: `jobs/keys/<sha256>.json` is created once, by a hard
+link (atomic, and refused when the name exists, also on NFS), so replicas that race on the same key
+all answer with the job of the one that won.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pyarrow import fs as pafs
 
 from dmas.api.errors import error_body
 from dmas.config import Settings
@@ -23,6 +32,9 @@ from dmas.operations import run_operation
 from dmas.store import Store
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+UNFINISHED = ("queued", "running")
+# the original stack's task statuses, as its async routes and /health/queues named them
+ORIGINAL_STATUS = {"queued": "pending", "running": "running", "succeeded": "completed", "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,28 @@ class JobBook:
         self._write(record)
         return record
 
+    def create_once(self, operation: str, request_id: str | None, key_id: str | None,
+                    idempotency_key: str) -> tuple[JobRecord, bool]:
+        """The job that `key_id`'s `idempotency_key` names for `operation`: (record, True) when this
+        call created it, (the earlier record, False) when any replica did before."""
+        if not self.location.is_local:
+            raise StoreError("idempotency keys need a store on a local (or shared) filesystem, which can "
+                             f"create a file only if it does not exist; '{self.location.uri}' is not")
+        scope = json.dumps([key_id, operation, idempotency_key])
+        claim = Path(self.location.path("jobs", "keys", f"{hashlib.sha256(scope.encode()).hexdigest()}.json"))
+        claim.parent.mkdir(exist_ok=True)
+        record = self.create(operation, request_id, key_id)  # first, so a claim always names a readable job
+        staged = claim.with_name(f"{claim.name}.{record.job_id}.tmp")
+        staged.write_text(json.dumps({"job_id": record.job_id}))
+        try:
+            os.link(staged, claim)
+        except FileExistsError:
+            self.location.filesystem.delete_file(self._path(record.job_id))  # never started: nothing to keep
+            return self.get(json.loads(claim.read_text())["job_id"]), False
+        finally:
+            staged.unlink()
+        return record, True
+
     def get(self, job_id: str) -> JobRecord:
         if not _JOB_ID.match(job_id):  # ids are ours: anything else is not a job (and never a path)
             raise NotFoundError(f"unknown job '{job_id}'")
@@ -79,6 +113,24 @@ class JobBook:
     def fail(self, job_id: str, error: dict) -> JobRecord:
         """End a job that could not report its own end (its upload failed, its worker died)."""
         return self.update(job_id, status="failed", finished_at=_now(), error=error)
+
+    def fail_unfinished(self, job_id: str, error: dict) -> None:
+        """`fail` a job unless it has ended already (it may have, between a crash and its report)."""
+        if self.get(job_id).status in UNFINISHED:
+            self.fail(job_id, error)
+
+    def status_counts(self) -> dict[str, Counter]:
+        """How many jobs of each operation are in each status, from every record in the store."""
+        counts: dict[str, Counter] = {}
+        selector = pafs.FileSelector(self.location.path("jobs"))
+        for info in self.location.filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.File and info.base_name.endswith(".json"):
+                try:
+                    record = self.get(info.base_name.removesuffix(".json"))
+                except NotFoundError:  # discarded between the listing and the read
+                    continue
+                counts.setdefault(record.operation, Counter())[record.status] += 1
+        return counts
 
     def staging_folder(self, job_id: str) -> Path:
         """A fresh local folder for this job's uploads (HTTP uploads need a store on a local filesystem)."""

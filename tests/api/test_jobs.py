@@ -58,17 +58,39 @@ def test_job_ids_are_never_paths(book):
 
 
 def test_a_job_whose_worker_died_is_recorded_as_failed_once(book):
-    import asyncio
-    from types import SimpleNamespace
+    from serve.job_launch import record_crash
 
-    from serve.app import DmasApi
-
-    record_crash = DmasApi.func_or_class._record_crash
     record = book.create("probe", request_id=None, key_id=None)
-    crashed = asyncio.new_event_loop().create_future()
-    crashed.set_exception(RuntimeError("worker died: SIGKILL"))
-    record_crash(SimpleNamespace(jobs=book), record.job_id, crashed)
+    record_crash(book, record.job_id, RuntimeError("worker died: SIGKILL"))
     failed = book.get(record.job_id)
     assert failed.status == "failed" and "worker died" in failed.error["detail"]
-    record_crash(SimpleNamespace(jobs=book), record.job_id, crashed)
+    record_crash(book, record.job_id, RuntimeError("reported again by the other watcher"))
     assert book.get(record.job_id) == failed
+
+
+def test_an_idempotency_key_names_one_job_per_caller_and_operation(book):
+    first, created = book.create_once("train", "req-1", "ops", "nightly-2026-12-01")
+    again, created_again = book.create_once("train", "req-2", "ops", "nightly-2026-12-01")
+    assert created and not created_again and again == first
+    assert book.create_once("predict", None, "ops", "nightly-2026-12-01")[0].job_id != first.job_id
+    assert book.create_once("train", None, "analyst", "nightly-2026-12-01")[0].job_id != first.job_id
+    assert sum(sum(counts.values()) for counts in book.status_counts().values()) == 3, "the loser's record stayed"
+
+
+def test_racing_replicas_with_one_key_all_get_the_winners_job(book):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: book.create_once("train", f"req-{n}", "ops", "retry-me"), range(16)))
+    assert len({record.job_id for record, _ in answers}) == 1
+    assert [created for _, created in answers].count(True) == 1
+    assert book.status_counts() == {"train": {"queued": 1}}
+
+
+def test_status_counts_are_per_operation_and_status(book):
+    done = book.create("train", None, None)
+    book.update(done.job_id, status="succeeded")
+    book.fail(book.create("train", None, None).job_id, {"status": 500, "detail": "x"})
+    book.create("predict", None, None)
+    assert book.status_counts() == {"train": {"succeeded": 1, "failed": 1}, "predict": {"queued": 1}}
+
