@@ -9,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray.exceptions import RayTaskError
 
-from dmas.api.errors import error_body
+from dmas.api.errors import error_body, error_headers
 from dmas.errors import DmasError
 from serve.middleware import RequestScope
+from serve.openapi import install as publish_openapi
 from serve.routes import ROUTERS
 
 api = FastAPI(title="dmas", description="Deterministic Multimodal Analytics Stack: predictions, explanations, "
@@ -20,21 +21,24 @@ api = FastAPI(title="dmas", description="Deterministic Multimodal Analytics Stac
 for router in ROUTERS:
     api.include_router(router)
 api.add_middleware(RequestScope)
+publish_openapi(api)
 
 
-def _error_response(body: dict) -> JSONResponse:
-    return JSONResponse({key: value for key, value in body.items() if key != "status"}, status_code=body["status"])
+def _error_response(exc: DmasError) -> JSONResponse:
+    body = error_body(exc)
+    status = body.pop("status")
+    return JSONResponse(body, status_code=status, headers=error_headers(exc))
 
 
 @api.exception_handler(DmasError)
 async def dmas_error(request: Request, exc: DmasError) -> JSONResponse:
-    return _error_response(error_body(exc))
+    return _error_response(exc)
 
 
 @api.exception_handler(RayTaskError)
 async def deployment_error(request: Request, exc: RayTaskError) -> JSONResponse:
     if isinstance(exc.cause, DmasError):
-        return _error_response(error_body(exc.cause))
+        return _error_response(exc.cause)
     raise exc
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fastapi import HTTPException, Request
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
 from dmas.api.audit_log import AuditLog
+from dmas.api.auth import Authenticator, Principal, require_role
 from dmas.api.jobs import JobBook
 from dmas.api.run_choice import RunChoice
-from dmas.api.security import ApiKey, allows, authenticate
 from dmas.config import Settings
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
@@ -33,7 +34,7 @@ class ReplicaContext:
     jobs: JobBook = field(init=False)
     runs: RunChoice = field(init=False)
     audit: AuditLog = field(init=False)
-    keys: list[ApiKey] = field(init=False)
+    authenticator: Authenticator = field(init=False)
     requests: metrics.Counter = field(init=False)
     latency: metrics.Histogram = field(init=False)
 
@@ -43,7 +44,7 @@ class ReplicaContext:
         self.jobs = JobBook(self.store)
         self.runs = RunChoice(self.registry, self.settings.serve.latest_run_refresh_s)
         self.audit = AuditLog(self.settings.serve.audit_log)
-        self.keys = self.settings.serve.keys()
+        self.authenticator = Authenticator(self.settings.serve)
         # tagged by route template, never by raw path: tags must be ASCII and of bounded number
         self.requests = metrics.Counter("dmas_requests", description="requests by route and status",
                                         tag_keys=("route", "status"))
@@ -54,13 +55,11 @@ class ReplicaContext:
     def settings_json(self) -> str:
         return self.settings.model_dump_json()
 
-    def identify_headers(self, headers: Mapping[str, str]) -> ApiKey | None:
-        """The key a request presents (X-API-Key, or Authorization: Bearer), or None."""
-        presented = headers.get("x-api-key")
-        authorization = headers.get("authorization", "")
-        if not presented and authorization.lower().startswith("bearer "):
-            presented = authorization[7:].strip()
-        return authenticate(presented, self.keys)
+    async def identify(self, headers: Mapping[str, str]) -> Principal:
+        """The caller (dmas.api.auth); off the event loop when a JWKS fetch could make it wait."""
+        if self.settings.serve.jwt.jwks_url:
+            return await run_in_threadpool(self.authenticator.identify, headers)
+        return self.authenticator.identify(headers)
 
 
 _current: ReplicaContext | None = None
@@ -77,21 +76,18 @@ def current() -> ReplicaContext:
     return _current
 
 
-def _require(request: Request, role: str) -> ApiKey:
-    """The request's key (identified by the middleware), refused with 403 when its role is too low."""
-    key: ApiKey | None = request.state.key
-    if key is None:
-        raise HTTPException(401, "missing or unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    if not allows(key, role):
-        raise HTTPException(403, f"the key '{key.key_id}' has role {key.role}; this route needs {role}")
-    return key
+def _require(request: Request, role: str) -> Principal:
+    """The request's caller (identified by the middleware), refused with 403 when its role is too low."""
+    principal: Principal = request.state.principal
+    require_role(principal, role)
+    return principal
 
 
-def viewer(request: Request) -> ApiKey:
-    """Route dependency: any known key (viewer or admin)."""
+def viewer(request: Request) -> Principal:
+    """Route dependency: any known caller (viewer or admin)."""
     return _require(request, "viewer")
 
 
-def admin(request: Request) -> ApiKey:
-    """Route dependency: an admin key."""
+def admin(request: Request) -> Principal:
+    """Route dependency: an admin."""
     return _require(request, "admin")

@@ -15,6 +15,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dmas.api.errors import error_body, error_headers
+from dmas.api.security import AuthenticationError, IdentityProviderUnavailableError
+from dmas.errors import DmasError
 from serve.context import ReplicaContext, current
 
 PUBLIC_PATHS = frozenset({"/health", "/health/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -35,10 +38,15 @@ class RequestScope:
         context = current()
         started = time.perf_counter()
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        key = context.identify_headers(headers)
+        principal, unidentified = None, None
+        try:
+            principal = await context.identify(headers)
+        except (AuthenticationError, IdentityProviderUnavailableError) as exc:
+            unidentified = exc
         state = scope.setdefault("state", {})
         state.update(request_id=headers.get("x-request-id") or _serve_request_id() or uuid.uuid4().hex,
-                     key=key, key_id=key.key_id if key else None, entity_count=0, run_id=None, job_id=None)
+                     principal=principal, key_id=principal.key_id if principal else None, entity_count=0,
+                     run_id=None, job_id=None)
         outcome = {"status": 500, "stalled": False, "replaced": False}
 
         async def send_noting_status(message: Message) -> None:
@@ -54,7 +62,7 @@ class RequestScope:
             await send(message)
 
         try:
-            refusal = _refusal(scope["path"], headers, key, context)
+            refusal = _refusal(scope["path"], headers, unidentified, context)
             if refusal is not None:
                 await _send_json(send, outcome, *refusal)
             else:
@@ -64,10 +72,12 @@ class RequestScope:
             _account(context, scope, state, outcome["status"], (time.perf_counter() - started) * 1000)
 
 
-def _refusal(path: str, headers: dict, key, context: ReplicaContext) -> tuple[int, dict, dict] | None:
+def _refusal(path: str, headers: dict, unidentified: DmasError | None,
+             context: ReplicaContext) -> tuple[int, dict, dict] | None:
     """(status, body, headers) for a request refused before the app sees it, or None."""
-    if key is None and path not in PUBLIC_PATHS:
-        return 401, {"detail": "missing or unknown API key"}, {"www-authenticate": "Bearer"}
+    if unidentified is not None and path not in PUBLIC_PATHS:
+        body = error_body(unidentified)
+        return body.pop("status"), body, error_headers(unidentified)
     settings = context.settings.serve
     uploading = headers.get("content-type", "").startswith("multipart/form-data")
     limit = settings.max_upload_request_bytes if uploading else settings.max_body_bytes
