@@ -1,0 +1,53 @@
+"""The published OpenAPI document says how to authenticate and what error bodies look like (no Ray needed)."""
+
+import pytest
+
+from serve.api import api
+from serve.openapi import SECURITY_SCHEMES
+
+
+@pytest.fixture(scope="module")
+def document():
+    return api.openapi()
+
+
+def _operations(document):
+    return [(path, method, operation) for path, operations in document["paths"].items()
+            for method, operation in operations.items()]
+
+
+def test_security_schemes_cover_every_credential_kind(document):
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["ServiceToken"]["name"] == "x-service-token" and schemes["ServiceToken"]["in"] == "header"
+    assert schemes["Bearer"]["type"] == "http" and schemes["Bearer"]["scheme"] == "bearer"
+
+
+def test_every_operation_but_health_requires_credentials(document):
+    for path, method, operation in _operations(document):
+        if path == "/health":
+            assert "security" not in operation
+            continue
+        assert operation["security"] == [{name: []} for name in SECURITY_SCHEMES], (method, path)
+        assert {"401", "403", "411", "413"} <= set(operation["responses"]), (method, path)
+
+
+def test_error_bodies_are_published_as_dmas_sends_them(document):
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert schemas["ErrorBody"]["required"] == ["detail"]
+    assert set(schemas["ErrorBody"]["properties"]) >= {"detail", "problems", "unknown_entity_ids", "job_id"}
+    predict = document["paths"]["/predict"]["post"]["responses"]
+    assert predict["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    for path, method, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if status[0] in "45":
+                assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody"), \
+                    (method, path, status)
+
+
+def test_job_routes_publish_their_async_answer(document):
+    for path in ("/train", "/features/extract"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert responses["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobStarted"), path
+
