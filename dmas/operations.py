@@ -18,6 +18,7 @@ from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
 from dmas.synth import SynthResult, generate
 from dmas.train.config import TrainConfig
+from dmas.train.reproduce import reproduce
 from dmas.train.runner import train_run
 
 
@@ -48,6 +49,11 @@ def extract_features(store: Store, settings: Settings, params: dict) -> dict:
 def train(store: Store, settings: Settings, params: dict) -> dict:
     """A training run from a TrainConfig dict; an identical earlier run is returned, not redone."""
     return train_run(store, settings, TrainConfig.model_validate(params.get("config") or {}))
+
+
+def reproduce_run(store: Store, settings: Settings, params: dict) -> dict:
+    """Retrain `params["run_id"]` from the data it pinned and say whether the bytes match."""
+    return reproduce(store, params["run_id"])
 
 
 def ingest_synthetic(store: Store, settings: Settings, data: SynthResult,
@@ -95,6 +101,7 @@ OPERATIONS: dict[str, Callable[[Store, Settings, dict], dict]] = {
     "extract_features": extract_features,
     "train": train,
     "preload_demo": preload_demo,
+    "reproduce": reproduce_run,
 }
 
 

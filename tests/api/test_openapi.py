@@ -47,7 +47,22 @@ def test_error_bodies_are_published_as_dmas_sends_them(document):
 
 
 def test_job_routes_publish_their_async_answer(document):
-    for path in ("/train", "/features/extract"):
+    for path in ("/train", "/features/extract", "/runs/{run_id}/reproduce"):
         responses = document["paths"][path]["post"]["responses"]
         assert responses["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobStarted"), path
 
+
+def test_store_routes_have_summaries_parameters_and_shapes(document):
+    paths = document["paths"]
+    for path, method in (("/entities/{entity_id}", "delete"), ("/store/snapshot", "get"),
+                         ("/store/{table}/history", "get"), ("/store/{table}/lineage", "get"),
+                         ("/store/{table}/export", "get"), ("/runs/{run_id}/lineage", "get"),
+                         ("/runs/{run_id}/reproduce", "post")):
+        operation = paths[path][method]
+        assert operation["summary"] and operation["responses"]["200"]["content"], (method, path)
+        assert "404" in operation["responses"] or "{" not in path, (method, path)
+    export = paths["/store/{table}/export"]["get"]
+    assert {parameter["name"] for parameter in export["parameters"]} == {"table", "version", "format"}
+    assert "application/vnd.apache.parquet" in export["responses"]["200"]["content"]
+    forget = paths["/entities/{entity_id}"]["delete"]
+    assert forget["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ForgetReport")
