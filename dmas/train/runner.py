@@ -26,6 +26,7 @@ from dmas.config import Settings
 from dmas.errors import ConfigError, StoreError
 from dmas.features.version import feature_version
 from dmas.model import FullModel
+from dmas.runtime import ensure_ray
 from dmas.store import Store
 from dmas.store.runs import RunRegistry, RunStatus
 from dmas.train.baselines import baseline_predictions, lift
@@ -80,6 +81,8 @@ def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray:
         try:
             tensors = tensorize(store, manifest, config.tensorize, config.seed)
             how = trained_with(config, tensors, use_ray)
+            if how == TrainedWith.RAY_TRAIN:
+                ensure_ray(settings.ray)  # only now: a small run never waits for Ray to start
             fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"), run_id)
             lease.check()
             outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted, how)

@@ -159,3 +159,21 @@ def test_dropout_from_a_train_config_reaches_the_model_and_changes_its_weights(t
     run = train_run(store, settings, with_dropout, use_ray=False)
     recorded = json.loads(RunRegistry(store).read_file(run["run_id"], "config.json"))
     assert recorded["model_config"]["dropout"] == 0.2 and recorded["train_config"]["model"]["dropout"] == 0.2
+
+
+def test_a_small_run_asked_to_use_ray_never_starts_ray(tmp_path):
+    store = _small_store(tmp_path)
+    script = textwrap.dedent("""
+        import sys, ray
+        from dmas.config import load_settings
+        from dmas.store import Store
+        from dmas.train.config import TrainConfig
+        from dmas.train.runner import train_run
+
+        store = Store(sys.argv[1])
+        run = train_run(store, load_settings(store_uri=store.uri), TrainConfig(epochs=3))
+        print(run["trained_with"], run["status"], ray.is_initialized())
+    """)
+    done = subprocess.run([sys.executable, "-c", script, store.uri], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.stdout.split() == ["in_process", "completed", "False"], done.stderr[-2000:]
