@@ -15,6 +15,7 @@ from dmas.errors import StoreError
 from dmas.features.pipeline import extract_pending
 from dmas.ingest.artifacts import ingest_artifact, ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
+from dmas.scoring.bundle import RunBundle
 from dmas.store import Store
 from dmas.synth import SynthResult, generate
 from dmas.train.config import TrainConfig
@@ -47,8 +48,18 @@ def extract_features(store: Store, settings: Settings, params: dict) -> dict:
 
 
 def train(store: Store, settings: Settings, params: dict) -> dict:
-    """A training run from a TrainConfig dict; an identical earlier run is returned, not redone."""
-    return train_run(store, settings, TrainConfig.model_validate(params.get("config") or {}))
+    """A training run from a TrainConfig dict; an identical earlier run is returned, not redone.
+
+    `ignored_keys` (request keys the original API took that shape nothing here) come back as given.
+    """
+    run = train_run(store, settings, TrainConfig.model_validate(params.get("config") or {}))
+    return {**run, "ignored_keys": params.get("ignored_keys", [])}
+
+
+def predict(store: Store, settings: Settings, params: dict) -> dict:
+    """The predictions of `params["entity_ids"]` by run `params["run_id"]`, from its served scores."""
+    bundle = RunBundle.load(store, params["run_id"])
+    return {"run_id": bundle.run_id, "predictions": bundle.predictions_for(params["entity_ids"])}
 
 
 def reproduce_run(store: Store, settings: Settings, params: dict) -> dict:
@@ -73,21 +84,36 @@ def ingest_synthetic(store: Store, settings: Settings, data: SynthResult,
     return results
 
 
+# entities per /demo/preload profile (the original UI's choice); `n_entities` sets any other size
+DEMO_PROFILES = {"small": 200, "medium": 1000}
+
+
 def preload_demo(store: Store, settings: Settings, params: dict) -> dict:
     """The original stack's /demo/preload: synthetic data -> ingest -> features -> a quick training run.
 
     The synthetic files go to `params["workdir"]` (a folder the server chose); same seed, same bytes.
+    `extract_features` / `train_model` (default true) skip a step when false (a run trained without
+    features uses no media). `reset_existing` never deletes: dmas keeps every version, and deleting
+    is `dmas forget` (audited, per entity). So it is accepted only on a store without entities,
+    where there is nothing to reset, and refused otherwise before anything is written.
     """
-    data = generate(Path(params["workdir"]), n_entities=int(params.get("n_entities", 200)), seed=settings.seed)
+    if params.get("reset_existing") and store.table("entities").read(columns=["entity_id"]).num_rows:
+        raise StoreError("reset_existing: this store already holds entities, and a demo never deletes data; "
+                         "preload into an empty store, or without reset_existing to add the demo beside them "
+                         "(forget entities one by one with DELETE /entities/{id}, audited)")
+    n_entities = int(params.get("n_entities") or DEMO_PROFILES[params.get("profile", "small")])
+    data = generate(Path(params["workdir"]), n_entities=n_entities, seed=settings.seed)
     ingested = ingest_synthetic(store, settings, data)
-    features = extract_pending(store, settings)
-    config = TrainConfig(seed=settings.seed, epochs=int(params.get("epochs", 5)))
-    run = train_run(store, settings, config)
+    features = extract_pending(store, settings) if params.get("extract_features", True) else None
+    run = train_run(store, settings, TrainConfig(seed=settings.seed, epochs=int(params.get("epochs", 5)))) \
+        if params.get("train_model", True) else None
     return {"synth": {"entities": data.n_entities, "events": data.n_events, "interactions": data.n_interactions,
                       "artifacts": dict(data.artifacts_by_type)},
             "ingest": ingested,
-            "features": {key: features[key] for key in ("feature_version", "pending", "extracted", "failed")},
-            "run": {key: run[key] for key in ("run_id", "status", "model_sha256", "created_at")}}
+            "features": None if features is None else {
+                key: features[key] for key in ("feature_version", "pending", "extracted", "failed")},
+            "run": None if run is None else {key: run[key] for key in ("run_id", "status", "model_sha256",
+                                                                       "created_at")}}
 
 
 def _counts(report: dict) -> dict:
@@ -100,6 +126,7 @@ OPERATIONS: dict[str, Callable[[Store, Settings, dict], dict]] = {
     "ingest_manifest": ingest_manifest,
     "extract_features": extract_features,
     "train": train,
+    "predict": predict,
     "preload_demo": preload_demo,
     "reproduce": reproduce_run,
 }

@@ -1,10 +1,19 @@
-"""Request bodies of the HTTP API (the original stack's shapes), validated by pydantic -> 422 naming the field."""
+"""Request bodies of the HTTP API (the original stack's shapes), validated by pydantic -> 422 naming the field.
+
+A /train body is a plain JSON object turned into a TrainConfig by `dmas.train.requests` (it takes
+the original stack's several forms); its errors are 422s in the same `problems` shape.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Body
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+from dmas.errors import ConfigError
+from dmas.train.requests import train_config_from_request
 
 
 class PredictRequest(BaseModel):
@@ -49,9 +58,65 @@ class QueryRequest(BaseModel):
 
 
 class PreloadRequest(BaseModel):
-    """POST /demo/preload: how much synthetic data, and how long the quick training run is."""
+    """POST /demo/preload: the original UI's body (profile, reset_existing, extract_features, train_model)
+    or dmas' own (n_entities, epochs); see dmas.operations.preload_demo for what each step does."""
 
     model_config = ConfigDict(extra="forbid")
 
-    n_entities: int = Field(200, ge=10, le=100_000)
+    profile: Literal["small", "medium"] = Field("small", description="200 or 1,000 synthetic entities")
+    n_entities: int | None = Field(None, ge=10, le=100_000, description="any other size; overrides the profile")
     epochs: int = Field(5, gt=0, le=200)
+    reset_existing: StrictBool = Field(False, description="accepted on a store without entities only: a demo "
+                                       "never deletes data (forget entities with DELETE /entities/{id})")
+    extract_features: StrictBool = Field(True, description="extract the media features (else training uses none)")
+    train_model: StrictBool = Field(True, description="train a quick run on the demo data")
+
+
+IdempotencyKey = Annotated[str | None, Field(min_length=1, max_length=200, description=(
+    "the same key (from the same caller, for the same operation) answers with the same task, on any replica; "
+    "also accepted as the Idempotency-Key header"))]
+
+
+class AsyncRequest(BaseModel):
+    """The original async routes' optional body: only the idempotency key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: IdempotencyKey = None
+
+
+class PredictAsyncRequest(AsyncRequest):
+    """POST /predict/async: predictions as a job (for id lists too long to wait for); no explanations."""
+
+    entity_ids: list[str] = Field(min_length=1, description="entities to score; duplicates are answered once")
+    run_id: str | None = Field(None, description="a run; the latest completed run (when the task is queued) "
+                               "when omitted")
+    explanations: StrictBool = Field(False, description="false only: explanations are answered by POST /predict")
+
+    @field_validator("explanations")
+    @classmethod
+    def _no_explanations(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("explanations are answered by POST /predict; /predict/async scores only")
+        return value
+
+
+TrainBody = Annotated[dict[str, Any] | None, Body(description=(
+    "none, {}, TrainConfig fields at the top level (the original form, e.g. {\"epochs\": 100, \"batch_size\": 32, "
+    "\"learning_rate\": 0.001, \"seed\": 1234}), or wrapped as {\"config\": {...}}; the original "
+    "max_neighbors / max_artifacts_per_entity set tensorize.*; epochs default to 3 (the original default)"))]
+
+
+def invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 in the app's `problems` shape, for checks pydantic cannot make ("" is the body as a whole)."""
+    return RequestValidationError([{"loc": ("body", field) if field else ("body",), "msg": message,
+                                    "type": "value_error"}])
+
+
+def train_params(body: dict | None) -> dict:
+    """The train job's parameters for a /train body; a setting dmas does not know is a 422 naming it."""
+    try:
+        config, ignored = train_config_from_request(body)
+    except ConfigError as exc:
+        raise invalid("", str(exc)) from None
+    return {"config": config.model_dump(mode="json"), "ignored_keys": ignored}

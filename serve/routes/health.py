@@ -1,6 +1,13 @@
-"""Liveness: the one route that needs no key."""
+"""Liveness (the one route that needs no key) and the job queues by operation."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from dmas.api.jobs import ORIGINAL_STATUS
+from dmas.api.security import Principal
+from dmas.operations import OPERATIONS
+from serve.context import current, viewer
 
 router = APIRouter(tags=["health"])
 
@@ -9,3 +16,16 @@ router = APIRouter(tags=["health"])
 @router.get("/health/", include_in_schema=False)
 def health() -> dict:
     return {"status": "ok"}
+
+
+@router.get("/health/queues")
+def queues(key: Annotated[Principal, Depends(viewer)]) -> dict:
+    """Jobs per operation by the original statuses (pending, running, completed, failed), from the job records.
+
+    Counts only: no job ids, errors or addresses. It needs a key (unlike /health): the counts say
+    what the service is doing.
+    """
+    counts = current().jobs.status_counts()
+    return {"status": "ok", "queues": {
+        operation: {original: counts.get(operation, {}).get(status, 0) for status, original in ORIGINAL_STATUS.items()}
+        for operation in sorted(set(OPERATIONS) | set(counts))}}

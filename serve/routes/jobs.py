@@ -1,22 +1,26 @@
-"""The original stack's long routes, each run as a Ray job: ingest, extract, train, preload; job status."""
+"""The original stack's long routes, each run as a Ray job: ingest, extract, train, preload; job status.
+
+The original async aliases (`/train/async`, ...) are in `serve.routes.tasks`, included here.
+"""
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from dmas.api.security import ApiKey
+from dmas.api.security import Principal
 from dmas.api.uploads import plain_name
-from dmas.train.config import TrainConfig
 from serve.context import admin, current
 from serve.job_launch import new_job, run_as_job, stage_uploads
-from serve.schemas import PreloadRequest
+from serve.routes import tasks
+from serve.schemas import PreloadRequest, TrainBody, invalid, train_params
 
 router = APIRouter(tags=["jobs"])
+router.include_router(tasks.router)
 
 # `?async=true` on a job route: answer 202 with the job id and status URL at once instead of the result
 RunAsync = Annotated[bool, Query(alias="async", description="answer at once with the job id and its status URL")]
-Admin = Annotated[ApiKey, Depends(admin)]
+Admin = Annotated[Principal, Depends(admin)]
 
 
 @router.post("/ingest/artifact")
@@ -39,11 +43,19 @@ async def ingest_artifact(request: Request, key: Admin,
 
 @router.post("/ingest/artifacts")
 async def ingest_artifacts(request: Request, key: Admin,
-                           manifest: Annotated[UploadFile, File(description="CSV/JSON/... with a path column")],
+                           manifest: Annotated[UploadFile | None, File(
+                               description="CSV/JSON/... with a path column")] = None,
+                           file: Annotated[UploadFile | None, File(
+                               description="the manifest under the original UI's field name (instead of manifest)")
+                           ] = None,
                            files: Annotated[list[UploadFile], File(description=(
                                "the media; each file's name is its path in the manifest (e.g. media/a.jpg)"))] = (),
                            strict: Annotated[bool, Form()] = False,
                            run_async: RunAsync = False) -> JSONResponse:
+    if (manifest is None) == (file is None):
+        raise invalid("manifest", "send the manifest once: in the field 'manifest' or (the original UI's name) "
+                                  f"'file'; this request has {'both' if manifest else 'neither'}")
+    manifest = manifest or file
     context = current()
     record = new_job(context, request, "ingest_manifest")
     name = plain_name(manifest.filename, "manifest")
@@ -70,12 +82,10 @@ async def extract_features(request: Request, key: Admin, run_async: RunAsync = F
 
 
 @router.post("/train")
-async def train(request: Request, key: Admin, config: TrainConfig | None = None,
-                run_async: RunAsync = False) -> JSONResponse:
+async def train(request: Request, key: Admin, body: TrainBody = None, run_async: RunAsync = False) -> JSONResponse:
+    params = train_params(body)
     context = current()
-    record = new_job(context, request, "train")
-    config = config or TrainConfig()
-    return await run_as_job(context, record, {"config": config.model_dump(mode="json")}, run_async)
+    return await run_as_job(context, new_job(context, request, "train"), params, run_async)
 
 
 @router.post("/demo/preload")

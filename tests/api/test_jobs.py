@@ -94,3 +94,14 @@ def test_status_counts_are_per_operation_and_status(book):
     book.create("predict", None, None)
     assert book.status_counts() == {"train": {"succeeded": 1, "failed": 1}, "predict": {"queued": 1}}
 
+
+def test_preload_refuses_reset_existing_on_a_store_with_entities_and_writes_nothing(store, write, tmp_path):
+    from dmas.errors import StoreError
+    from dmas.ingest.tabular import ingest_table
+
+    ingest_table(store, "entities", write("entities.csv", 'entity_id,attributes\nmine,"{""x"": 1}"\n'))
+    before = store.snapshot()
+    with pytest.raises(StoreError, match="reset_existing"):
+        operations.preload_demo(store, load_settings(store_uri=store.uri),
+                                {"reset_existing": True, "workdir": str(tmp_path / "demo")})
+    assert store.snapshot() == before and not (tmp_path / "demo").exists()

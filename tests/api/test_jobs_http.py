@@ -182,7 +182,7 @@ def test_upload_limits_and_names_that_leave_the_folder(service):
 def test_bad_train_config_is_422_naming_the_field(service):
     response = service["client"].post("/train", json={"epochs": 0}, headers=service["admin"])
     assert response.status_code == 422
-    assert response.json()["problems"][0]["field"].endswith("epochs")
+    assert "epochs" in response.json()["problems"][0]["error"]
 
 
 def test_preload_builds_a_served_run_from_nothing_but_the_request(service):
