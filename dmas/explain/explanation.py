@@ -1,4 +1,4 @@
-"""One entity's explanation as JSON-ready data, and a one-line narrative of its top reasons.
+"""One entity's explanation as JSON-ready data (its narrative: dmas.explain.narrative).
 
 The explanation names real inputs: each attribute (in original units when the training statistics
 are given), each real event (type, time, the model's attention on it), each artifact (by sha256, its
@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dmas.explain.integrated_gradients import EVENT_TIMES, ExplainError, attribute
+from dmas.explain.integrated_gradients import EVENT_TIMES, attribute
 from dmas.model import BATCH_SPEC, FullModel
 from dmas.train.tensorize import ARTIFACT_TYPE_INDEX
 
 ARTIFACT_TYPE_NAMES = {index: name for name, index in ARTIFACT_TYPE_INDEX.items()}
-NARRATIVE_REASONS = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -70,20 +69,6 @@ def explain_entity(model: FullModel, inputs: Mapping[str, Tensor | np.ndarray], 
     }
 
 
-def narrative(explanation: dict, prediction: Mapping[str, float]) -> str:
-    """A line like "probability 0.85, mainly: attribute income (+0.35), event #3 purchase (+0.12; 0.40 attention)".
-
-    The top reasons of `explanation` by |attribution|, at most three. `prediction` holds the heads'
-    values (as /predict answers them); a logit is reported as its probability.
-    """
-    head = "probability" if explanation["target"] in ("logit", "probability") else explanation["target"]
-    if head not in prediction:
-        raise ExplainError(f"prediction has no {head!r} value; it has {sorted(prediction)}")
-    reasons = [_reason_text(reason) for reason in explanation["top_reasons"][:NARRATIVE_REASONS]]
-    headline = f"{head} {prediction[head]:.2f}"
-    return f"{headline}, mainly: {', '.join(reasons)}" if reasons else headline
-
-
 def _attributes(values: np.ndarray, scores: np.ndarray, meta: EntityMeta) -> list[dict]:
     """Attributes by decreasing |attribution|, values back in original units when statistics are known."""
     if meta.normalisation is not None:
@@ -129,14 +114,6 @@ def _top_reasons(attributes: list[dict], events: list[dict], artifacts: list[dic
     ranked = sorted((reason for reason in reasons if reason["attribution"] != 0.0),
                     key=lambda reason: -abs(reason["attribution"]))
     return ranked[:top_k]
-
-
-def _reason_text(reason: dict) -> str:
-    amount = reason["attribution"]
-    signed = f"{amount:+.2f}" if abs(amount) >= 0.005 else f"{amount:+.1e}"
-    if reason["kind"] == "event":
-        return f"{reason['label']} ({signed}; {reason['attention']:.2f} attention)"
-    return f"{reason['label']} ({signed})"
 
 
 def _number(value: float) -> float:

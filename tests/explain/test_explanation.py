@@ -1,4 +1,4 @@
-"""The JSON explanation of one entity and its narrative."""
+"""The JSON explanation of one entity, and the narrative of a real explanation."""
 
 from __future__ import annotations
 
