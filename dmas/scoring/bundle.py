@@ -20,7 +20,10 @@ from safetensors.numpy import load as load_numpy
 from safetensors.torch import load as load_torch
 
 from dmas.errors import DmasError, StoreError
+from dmas.explain.narrative import heads_narrative, narrative_fields
+from dmas.explain.published import ArtifactName
 from dmas.model import FullModel, ModelConfig
+from dmas.scoring.artifact_names import ArtifactNames
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
 from dmas.train.loop import HEADS
@@ -47,6 +50,7 @@ class RunBundle:
     predictions: pa.Table  # entity_id, heads, embedding; sorted by entity_id
     entities: pa.Table  # entity_id, split, event_keys, artifact_sha256; same order
     inputs: dict[str, np.ndarray]  # the model's input arrays, same order
+    artifact_names: ArtifactNames  # artifact_id and type of each slot's blob, at the pinned version
 
     @classmethod
     def load(cls, store: Store, run_id: str) -> RunBundle:
@@ -62,12 +66,14 @@ class RunBundle:
             raise IntegrityError(f"run {run_id}: model.safetensors has sha256 {actual}, but model_sha256.txt "
                                  f"records {expected}; refusing to load modified weights")
         config = json.loads(registry.read_file(run_id, "config.json"))
+        manifest = json.loads(registry.read_file(run_id, "data_manifest.json"))
         model = FullModel(ModelConfig.model_validate(config["model_config"]))
         model.load_state_dict(load_torch(weights))
         model.eval()
         return cls(run_id, model, config, _arrow(registry.read_file(run_id, "predictions.arrow")),
                    _arrow(registry.read_file(run_id, "entities.arrow")),
-                   load_numpy(registry.read_file(run_id, "inputs.safetensors")))
+                   load_numpy(registry.read_file(run_id, "inputs.safetensors")),
+                   ArtifactNames(store, manifest["tables"].get("artifacts"), manifest["as_of"]))
 
     @cached_property
     def _ids(self) -> pa.Array:
@@ -83,11 +89,10 @@ class RunBundle:
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
     def predictions_for(self, entity_ids: list[str]) -> list[dict]:
-        """The original stack's prediction objects: entity_id, the three heads and the embedding."""
+        """The original stack's prediction objects: entity_id, the three heads, the embedding, a narrative."""
         rows = self.rows_of(entity_ids)
         chosen = self.predictions.take(pa.array(rows)).to_pylist()
-        return [{"entity_id": row["entity_id"], **{head: row[head] for head in HEADS}, "embedding": row["embedding"]}
-                for row in chosen]
+        return [{**_scores(row), "embedding": row["embedding"]} for row in chosen]
 
     def entity_meta(self, row: int):
         """What names the entity's input slots, for explanations (vocabularies, event times, blob ids)."""
@@ -111,7 +116,18 @@ class RunBundle:
             table = table.take(pa.array(self.rows_of(entity_filter)))
         order = "descending" if descending else "ascending"
         ranked = table.sort_by([(order_by, order), ("entity_id", "ascending")]).slice(0, limit)
-        return [{"entity_id": row["entity_id"], **{head: row[head] for head in HEADS}} for row in ranked.to_pylist()]
+        return [_scores(row) for row in ranked.to_pylist()]
+
+    def artifacts_of(self, row: int) -> list[ArtifactName]:
+        """The artifact rows filling entity `row`'s artifact slots, in slot order."""
+        return self.artifact_names.of(self.entities["entity_id"][row].as_py(),
+                                      self.entities["artifact_sha256"][row].as_py())
+
+
+def _scores(row: dict) -> dict:
+    """entity_id, the three heads and their template narrative (the original stack's keys)."""
+    heads = {head: row[head] for head in HEADS}
+    return {"entity_id": row["entity_id"], **heads, **narrative_fields(heads_narrative(heads))}
 
 
 def _arrow(data: bytes) -> pa.Table:
