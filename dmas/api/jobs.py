@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -173,9 +174,12 @@ def run_job(book: JobBook, job_id: str, operation: str, params: dict, settings: 
 
 
 def _client_view(value, staging: Path):
-    """`value` with the server's staging folder cut from every string: clients see their own file names."""
+    """`value` with the server's staging folder cut from every string (clients see their own file names)
+    and NaN or infinite numbers as null (JSON has neither: an undefined metric must not break the answer)."""
     if isinstance(value, str):
         return value.replace(f"{staging}/", "")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {key: _client_view(item, staging) for key, item in value.items()}
     if isinstance(value, list):

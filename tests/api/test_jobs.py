@@ -49,6 +49,16 @@ def test_an_unexpected_error_fails_the_job_with_500(book, monkeypatch):
     assert ended.status == "failed" and ended.error == {"status": 500, "detail": "ZeroDivisionError: division by zero"}
 
 
+
+def test_numbers_json_cannot_carry_are_recorded_as_null(book, monkeypatch):
+    import json
+
+    _operation(monkeypatch, lambda params: {"metrics": {"r2": float("nan"), "lift": [float("inf"), 1.5]}})
+    record = book.create("probe", request_id=None, key_id=None)
+    ended = run_job(book, record.job_id, "probe", {}, load_settings())
+    assert ended.result == {"metrics": {"r2": None, "lift": [None, 1.5]}}
+    json.dumps(book.get(record.job_id).to_dict(), allow_nan=False)  # what an HTTP answer needs
+
 def test_job_ids_are_never_paths(book):
     from dmas.errors import NotFoundError
 
