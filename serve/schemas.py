@@ -13,7 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from dmas.errors import ConfigError
+from dmas.explain.narrative import NarrativeMode
 from dmas.train.requests import train_config_from_request
+
+Narrative = Annotated[NarrativeMode, Field(description="the original stack's narrative modes; dmas has no language "
+                                                       "model, so every mode is answered by the template narrative")]
 
 
 class PredictRequest(BaseModel):
@@ -21,7 +25,8 @@ class PredictRequest(BaseModel):
 
     entity_ids: list[str] = Field(min_length=1, description="entities to score; duplicates are answered once")
     run_id: str | None = Field(None, description="a run; the latest completed run when omitted")
-    explanations: bool = False
+    explanations: StrictBool = Field(False, description="explain the probability of each entity (slower)")
+    narrative_mode: Narrative = "template"
 
 
 class ExplainRequest(BaseModel):
@@ -30,6 +35,7 @@ class ExplainRequest(BaseModel):
     entity_ids: list[str] = Field(min_length=1)
     run_id: str | None = None
     target: Literal["probability", "regression", "ranking_score"] = "probability"
+    narrative_mode: Narrative = "template"
 
 
 class QueryFilter(BaseModel):
@@ -46,7 +52,7 @@ class QueryRequest(BaseModel):
     query: str | None = Field(None, description="free text, e.g. 'top 5 most likely to churn'")
     run_id: str | None = None
     order_by: Literal["ranking_score", "probability", "regression"] = "ranking_score"
-    descending: bool = True
+    descending: StrictBool = True
     limit: int = Field(10, gt=0, le=10_000)
     filter: QueryFilter | None = None
 

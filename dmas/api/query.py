@@ -1,7 +1,8 @@
 """The /query endpoint's reading of a request: a structured ordering, or words mapped to one.
 
 The original stack accepted free text; its words map deterministically to an ordering, and the
-answer says how the text was read (`interpreted_as`), so nothing is guessed silently.
+answer says how the text was read, in words (`interpreted_as`, what the old UI prints) and as data
+(`interpretation`), so nothing is guessed silently.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ class Ordering:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "entity_ids": list(self.entity_ids)}
+
+    def describe(self, among: int = 0) -> str:
+        """The ordering in words, e.g. "top 5 by probability, highest first" (`among`: a filter's size)."""
+        if self.entity_ids:
+            return f"the entities named in the query: {', '.join(self.entity_ids)}"
+        direction = "highest first" if self.descending else "lowest first"
+        scope = f", among the {among} entities given" if among else ""
+        return f"top {self.limit} by {self.order_by}, {direction}{scope}"
 
 
 def interpret(text: str, limit: int, known_ids: set[str]) -> Ordering:

@@ -57,7 +57,8 @@ def test_predict_answers_in_the_original_shape_from_the_latest_run(service):
     assert body["run_id"] == service["run"]["run_id"]
     assert [p["entity_id"] for p in body["predictions"]] == ["ent_000003", "ent_000001"]
     first = body["predictions"][0]
-    assert set(first) == {"entity_id", "regression", "probability", "ranking_score", "embedding"}
+    assert set(first) == {"entity_id", "regression", "probability", "ranking_score", "embedding", "narrative",
+                          "narrative_template", "narrative_source"}
     assert 0 <= first["probability"] <= 1 and len(first["embedding"]) == 64
 
 
@@ -91,7 +92,7 @@ def test_auth_and_roles(service):
 
 def test_limits_and_malformed_requests(service):
     too_many = _post(service, "/predict", {"entity_ids": [f"e{i}" for i in range(51)]})
-    assert too_many.status_code == 413 and "limit of 50" in too_many.json()["detail"]
+    assert too_many.status_code == 413 and "limit of 50 per request" in too_many.json()["detail"]
     too_big = _post(service, "/predict", {"entity_ids": ["x" * 30_000]})
     assert too_big.status_code == 413
     missing = _post(service, "/predict", {"entity_id": ["ent_000001"]})
@@ -107,7 +108,8 @@ def test_query_structured_and_in_words(service):
     scores = [row["probability"] for row in top["results"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
     words = _post(service, "/query", {"query": "weakest 4", "limit": 10}).json()
-    assert words["interpreted_as"]["order_by"] == "ranking_score" and not words["interpreted_as"]["descending"]
+    assert words["interpretation"]["order_by"] == "ranking_score" and not words["interpretation"]["descending"]
+    assert words["interpreted_as"] == "top 4 by ranking_score, lowest first"
     assert len(words["results"]) == 4
     named = _post(service, "/query", {"query": "how is ent_000009 doing"}).json()
     assert [row["entity_id"] for row in named["results"]] == ["ent_000009"]
