@@ -181,7 +181,8 @@ def test_a_client_that_hangs_up_on_train_does_not_cancel_the_job(old_stack, trai
                 job_id = record["job_id"]
         time.sleep(0.2)
     assert job_id, "the hung-up request left no job record"
-    job = _poll(old_stack, f"/jobs/{job_id}", old_stack["admin"], lambda job: job["status"] in ("succeeded", "failed"))
+    job = _poll(old_stack, f"/jobs/{job_id}", old_stack["admin"], lambda job: job["status"] in ("succeeded", "failed"),
+                timeout_s=120)
     assert job["status"] == "succeeded", job
     run = old_stack["client"].get(f"/runs/{job['result']['run_id']}", headers=old_stack["viewer"]).json()
     assert run["status"] == "completed", run
