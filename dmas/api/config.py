@@ -92,6 +92,9 @@ class ServeSettings(BaseModel):
     # more in each of the ingress and the Predictor; 50k ids of ~15 characters also fill max_body_bytes
     max_entities_per_request: int = Field(50_000, gt=0, description="entity ids one /predict or /explain may "
                                           "name; more is a 413 saying how to page or raise it")
+    # measured: integrated gradients take ~40 ms per entity here, so 1,000 explanations are ~40 s of a replica
+    max_explanations_per_request: int = Field(1000, gt=0, description="entities one request may ask to explain "
+                                              "(/explain, or /predict with explanations); more is a 413 as above")
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest JSON request body")
     max_upload_request_bytes: int = Field(1024**3, gt=0, description="largest multipart upload request, all "
                                           "files together (each file is also held to limits.max_upload_bytes)")

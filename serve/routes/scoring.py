@@ -20,14 +20,17 @@ router = APIRouter(tags=["scoring"])
 Viewer = Annotated[ApiKey, Depends(viewer)]
 
 
-def _limit(context: ReplicaContext, request: Request, entity_ids: list[str]) -> None:
+def _limit(context: ReplicaContext, request: Request, entity_ids: list[str], explained: bool) -> None:
+    """413 past the setting's cap (explanations cost far more than lookups, so they have their own)."""
     request.state.entity_count = len(entity_ids)
-    limit = context.settings.serve.max_entities_per_request
+    setting = "max_explanations_per_request" if explained else "max_entities_per_request"
+    limit = getattr(context.settings.serve, setting)
     if len(entity_ids) > limit:
-        raise HTTPException(413, f"{len(entity_ids)} entity ids is over the limit of {limit} per request: send "
-                                 f"them in pages of at most {limit} ids (an entity's answer does not depend on "
-                                 "the others in its request, so the pages add up to the same answers), or raise "
-                                 "serve.max_entities_per_request (env DMAS_SERVE__MAX_ENTITIES_PER_REQUEST)")
+        what = "explained entities" if explained else "entity ids"
+        raise HTTPException(413, f"{len(entity_ids)} {what} is over the limit of {limit} per request: send them in "
+                                 f"pages of at most {limit} ids (an entity's answer does not depend on the others "
+                                 f"in its request, so the pages add up to the same answers), or raise "
+                                 f"serve.{setting} (env DMAS_SERVE__{setting.upper()})")
 
 
 async def _predicted(context: ReplicaContext, run_id: str, entity_ids: list[str],
@@ -49,7 +52,7 @@ def _answer(run_id: str, predictions: list[dict], narrative_mode: str) -> dict:
 @router.post("/predict")
 async def predict(body: PredictRequest, request: Request, key: Viewer) -> dict:
     context = current()
-    _limit(context, request, body.entity_ids)
+    _limit(context, request, body.entity_ids, body.explanations)
     run_id = request.state.run_id = context.runs.run_id(body.run_id)
     target = "probability" if body.explanations else None
     return _answer(run_id, await _predicted(context, run_id, body.entity_ids, target), body.narrative_mode)
@@ -58,7 +61,7 @@ async def predict(body: PredictRequest, request: Request, key: Viewer) -> dict:
 @router.post("/explain")
 async def explain(body: ExplainRequest, request: Request, key: Viewer) -> dict:
     context = current()
-    _limit(context, request, body.entity_ids)
+    _limit(context, request, body.entity_ids, explained=True)
     run_id = request.state.run_id = context.runs.run_id(body.run_id)
     return _answer(run_id, await _predicted(context, run_id, body.entity_ids, body.target), body.narrative_mode)
 
