@@ -123,7 +123,7 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         f"regression {first['regression']:.3f}, ranking {first['ranking_score']:.3f}")
     say(f"serve: POST /explain -> {explanation['narrative']} (IG delta {explanation['convergence_delta']:.2g})")
     say(f"serve: POST /query 'top 3 most likely' -> {[row['entity_id'] for row in top['results']]} "
-        f"(read as {top['interpreted_as']['order_by']})")
+        f"(read as {top['interpreted_as']})")
     say(f"serve: POST /ingest/interactions?async=true -> job {upload['job_id'][:8]}… {upload['status']}: "
         f"{upload['result']['unchanged_rows']} rows unchanged (idempotent), request id {upload['request_id'][:8]}…")
     return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"],
