@@ -12,8 +12,9 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
+from dmas.api.config import anonymous_refusal
 from dmas.config import Settings
-from dmas.errors import DmasError
+from dmas.errors import ConfigError, DmasError
 from dmas.scoring.bundle import RunBundle
 from dmas.store import Store
 from serve.api import api
@@ -98,4 +99,20 @@ class DmasApi:
     """The ingress: its replica's routes (serve/routes/) reach the store and the deployments via serve.context."""
 
     def __init__(self, predictor: DeploymentHandle, explainer: DeploymentHandle, settings_json: str):
-        install(ReplicaContext(Settings.model_validate_json(settings_json), predictor, explainer))
+        settings = Settings.model_validate_json(settings_json)
+        if settings.serve.auth == "none":
+            _refuse_anonymous_off_loopback()
+        install(ReplicaContext(settings, predictor, explainer))
+
+
+def _refuse_anonymous_off_loopback() -> None:
+    """`auth: none` where Serve's proxy listens off loopback fails the deployment, saying why.
+
+    The settings only know `serve.host`; `serve run config.yaml` binds its own `http_options.host`,
+    which only the Serve controller knows.
+    """
+    from ray.serve.context import _get_global_client
+
+    host = _get_global_client().http_config.host
+    if refusal := anonymous_refusal(host):
+        raise ConfigError(refusal)
