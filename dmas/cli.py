@@ -159,7 +159,8 @@ def _add_train(commands) -> None:
     sub.add_argument("--no-ray", action="store_true", help="train in this process (same loop, same bytes)")
     sub = _command(commands, "runs", "list training runs, or show one", _run_runs)
     sub.add_argument("run_id", nargs="?")
-    sub = _command(commands, "lineage", "table versions, feature version and source files a run used", _run_lineage)
+    sub = _command(commands, "lineage", "table versions, feature version and source files a run used",
+                   _run_run_lineage)
     sub.add_argument("run_id")
 
 
@@ -210,7 +211,7 @@ def _run_runs(args, settings: Settings):
     return [record.to_dict() for record in registry.list()]
 
 
-def _run_lineage(args, settings: Settings) -> dict:
+def _run_run_lineage(args, settings: Settings) -> dict:
     from dmas.train.lineage import run_lineage
 
     return run_lineage(_store(settings), args.run_id)
@@ -229,8 +230,14 @@ def _add_serve(commands) -> None:
 
 
 def _run_serve(args, settings: Settings) -> dict:
-    import time
+    """Serve until SIGTERM (systemd, Kubernetes) or SIGINT (Ctrl-C), then stop Serve and the Ray it started.
 
+    `ray.init` installs a SIGTERM handler that exits mid-flight (SIGABRT); ours replaces it after Ray starts.
+    """
+    import signal
+    import threading
+
+    import ray
     from ray import serve
 
     from dmas.runtime import ensure_ray
@@ -239,15 +246,16 @@ def _run_serve(args, settings: Settings) -> dict:
     updates = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
     settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=updates)})
     ensure_ray(settings.ray)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: stop.set())
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(build_app(settings), name="dmas", route_prefix="/")
-    print(f"dmas: serving on http://{settings.serve.host}:{settings.serve.port} (docs at /docs); Ctrl-C stops",
-          file=sys.stderr, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        serve.shutdown()
+    print(f"dmas: serving on http://{settings.serve.host}:{settings.serve.port} (docs at /docs); Ctrl-C or "
+          "SIGTERM stops", file=sys.stderr, flush=True)
+    stop.wait()
+    serve.shutdown()
+    ray.shutdown()
     return {"stopped": True}
 
 
@@ -267,7 +275,8 @@ def _add_store(commands) -> None:
     _command(actions, "snapshot", "current version of every table (the data manifest a run pins)", _run_snapshot)
     sub = _command(actions, "history", "commits of a table, newest first", _run_history)
     sub.add_argument("table")
-    sub = _command(actions, "lineage", "source files (by sha256) committed to a table up to a version", _run_lineage)
+    sub = _command(actions, "lineage", "source files (by sha256) committed to a table up to a version",
+                   _run_table_lineage)
     sub.add_argument("table")
     sub.add_argument("--version", type=int)
     sub = _command(actions, "export", "write a table (any version) to a Parquet file", _run_export)
@@ -290,7 +299,7 @@ def _run_history(args, settings: Settings) -> list:
     return _store(settings).table(args.table).history()
 
 
-def _run_lineage(args, settings: Settings) -> list:
+def _run_table_lineage(args, settings: Settings) -> list:
     return _store(settings).lineage(args.table, args.version)
 
 
