@@ -133,12 +133,14 @@ class _ValidatedStream:
             raise
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        first = True
+        absent: tuple[str, ...] | None = None  # known from the first chunk with records
         hashes, hashed_rows = [], []
         for chunk in prefetched(read_table_file(self.file, chunk_rows=self.chunk_rows)):
+            first = absent is None
+            if first and len(chunk.frame):
+                absent = self.layout.absent_per_row(chunk.frame)
             chunk = replace(chunk, frame=self.layout.conform(self.file, chunk.frame, first))
-            first = first and not len(chunk.frame)
-            validated = self.layout.validate(chunk, self.known_ids)
+            validated = self.layout.validate(chunk, self.known_ids, absent or ())
             if self.repeats is None:
                 keep = np.ones(len(validated.rows), dtype=bool)
                 hashes.append(key_hashes(validated.table, self.layout.spec.key))

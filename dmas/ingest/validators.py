@@ -39,13 +39,18 @@ class ValidatedChunk:
 
 @dataclass(frozen=True)
 class TableLayout:
-    """The columns a source file of one kind must have, may have, and how rows are checked."""
+    """The columns a source file of one kind must have, may have, and how rows are checked.
+
+    `required_per_row`: columns whose absence from a file fails each of its rows, not the file
+    (the original API's rule for an entities file without `attributes`: a 0/N report).
+    """
 
     spec: TableSpec
     required: tuple[str, ...]
     optional: tuple[str, ...]
     extra_columns_allowed: bool
     parse: Callable[[ChunkChecks, pd.DataFrame, pa.Array | None], dict[str, pa.Array]]
+    required_per_row: tuple[str, ...] = ()
 
     def conform(self, file: str, frame: pd.DataFrame, first: bool) -> pd.DataFrame:
         """Check a chunk's columns and add absent ones as missing values.
@@ -68,8 +73,17 @@ class TableLayout:
                                             f"found {columns}")
         return frame.reindex(columns=[*known, *[name for name in columns if name not in known]])
 
-    def validate(self, chunk: Chunk, known_ids: pa.Array | None) -> ValidatedChunk:
+    def absent_per_row(self, frame: pd.DataFrame) -> tuple[str, ...]:
+        """The `required_per_row` columns a file lacks, told from its first chunk as its header."""
+        return tuple(name for name in self.required_per_row if name not in frame.columns)
+
+    def validate(self, chunk: Chunk, known_ids: pa.Array | None, absent: tuple[str, ...] = ()) -> ValidatedChunk:
+        """Parse and check a conformed chunk; every row fails on each `absent` column."""
         checks = ChunkChecks(chunk.rows)
+        for name in absent:
+            checks.reject(np.ones(len(chunk.rows), dtype=bool), name,
+                          lambda _, name=name: f"missing required field '{name}': the file has no '{name}' column "
+                                               "(it may be empty; other columns are merged into it)")
         columns = self.parse(checks, chunk.frame, known_ids)
         keep = pa.array(~checks.bad)
         arrays = [pc.filter(columns[field.name], keep).cast(field.type) for field in self.spec.schema]
@@ -79,15 +93,15 @@ class TableLayout:
 
 def _parse_entities(checks: ChunkChecks, frame: pd.DataFrame, _known: pa.Array | None) -> dict[str, pa.Array]:
     entity_id = require_text(checks, frame, "entity_id")
-    raw = frame["attributes"].to_numpy(dtype=object) if "attributes" in frame.columns else None
+    raw = frame["attributes"].to_numpy(dtype=object)
     extra = {name: frame[name].to_numpy(dtype=object) for name in frame.columns
              if name not in ("entity_id", "attributes")}
     attributes = np.full(len(frame), "{}", dtype=object)
     failures: dict[int, str] = {}
     for position in np.flatnonzero(~checks.bad):
         try:
-            attributes[position] = _entity_attributes(
-                None if raw is None else raw[position], {name: cells[position] for name, cells in extra.items()})
+            attributes[position] = _entity_attributes(raw[position],
+                                                      {name: cells[position] for name, cells in extra.items()})
         except ValueError as exc:
             failures[position] = str(exc)
     failed = np.isin(np.arange(len(frame)), list(failures))
@@ -134,7 +148,8 @@ def _parse_interactions(checks: ChunkChecks, frame: pd.DataFrame, known: pa.Arra
 
 
 LAYOUTS: dict[str, TableLayout] = {
-    "entities": TableLayout(ENTITIES, ("entity_id",), ("attributes",), True, _parse_entities),
+    "entities": TableLayout(ENTITIES, ("entity_id",), ("attributes",), True, _parse_entities,
+                            required_per_row=("attributes",)),
     "events": TableLayout(EVENTS, ("entity_id", "timestamp", "event_type", "event_value"), ("event_metadata",),
                           False, _parse_events),
     "interactions": TableLayout(

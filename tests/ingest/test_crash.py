@@ -61,7 +61,7 @@ def test_manifest_ingest_killed_midway_leaves_previous_version(tmp_path):
 def test_table_ingest_killed_at_any_time_is_all_or_nothing(tmp_path, write, kill_after_s):
     n = 200_000
     ids = np.array([f"e{i}" for i in range(500)])
-    pd.DataFrame({"entity_id": ids}).to_csv(tmp_path / "entities.csv", index=False)
+    pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
     stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
     pd.DataFrame({"entity_id": ids[np.arange(n) % 500], "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "event_type": "a", "event_value": np.arange(n) % 7}).to_csv(tmp_path / "events.csv", index=False)

@@ -105,9 +105,24 @@ def test_duplicate_entity_in_one_file_names_the_first_row(store, write):
 
 
 def test_wide_entity_file_turns_columns_into_attributes(store, write):
-    ingest_table(store, "entities", write("e.csv", "entity_id,age,city,score\na,41,Oslo,0.5\nb,,Rome,\n"))
+    ingest_table(store, "entities", write("e.csv", "entity_id,attributes,age,city,score\na,,41,Oslo,0.5\n"
+                                                   'b,"{""tier"": 2}",,Rome,\n'))
     rows = {r["entity_id"]: json.loads(r["attributes"]) for r in store.table("entities").read().to_pylist()}
-    assert rows == {"a": {"age": 41, "city": "Oslo", "score": 0.5}, "b": {"city": "Rome"}}
+    assert rows == {"a": {"age": 41, "city": "Oslo", "score": 0.5}, "b": {"city": "Rome", "tier": 2}}
+
+
+@pytest.mark.parametrize("text", ["entity_id\ne1\ne2\ne3\n", "entity_id,age\ne1,4\ne2,5\ne3,6\n"])
+def test_entities_file_without_attributes_fails_every_row_as_the_old_api_did(store, write, text):
+    report = ingest_table(store, "entities", write("e.csv", text))
+    assert (report["total_rows"], report["success_rows"], report["failed_rows"]) == (3, 0, 3)
+    assert _errors(report) == [(2, "attributes"), (3, "attributes"), (4, "attributes")]
+    assert "no 'attributes' column" in report["errors"][0]["error"]
+    assert store.table("entities").read().num_rows == 0 and store.snapshot()["entities"] == 0
+
+
+def test_json_entities_without_any_attributes_fail_every_row(store, write):
+    report = ingest_table(store, "entities", write("entities.jsonl", '{"entity_id": "a"}\n{"entity_id": "b"}\n'))
+    assert _errors(report) == [(1, "attributes"), (2, "attributes")]
 
 
 def test_interactions_check_both_ends_and_default_value(with_entities, write):
@@ -281,3 +296,8 @@ def test_metadata_is_no_part_of_an_events_key(with_entities, write):
     events = with_entities.table("events").read()
     assert events.num_rows == 2
     assert events.column("event_metadata").to_pylist() == ['{"app":3,"device":"android"}', None]
+
+
+def test_a_missing_file_is_named(store, tmp_path):
+    with pytest.raises(UnreadableFileError, match="nothere.csv: cannot be read: no such file"):
+        ingest_table(store, "entities", tmp_path / "nothere.csv")

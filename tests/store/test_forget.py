@@ -16,7 +16,7 @@ OWN = encode_image(np.full((8, 8, 3), 10, dtype=np.uint8), "png")
 
 @pytest.fixture
 def populated(store, tmp_path, write):
-    ingest_table(store, "entities", write("e.csv", "entity_id\nalice\nbob\n"))
+    ingest_table(store, "entities", write("e.csv", "entity_id,attributes\nalice,{}\nbob,{}\n"))
     ingest_table(store, "events", write("ev.csv", "entity_id,timestamp,event_type,event_value\n"
                                                   "alice,2024-01-01T00:00:00Z,a,1\nbob,2024-01-01T00:00:00Z,a,1\n"))
     ingest_table(store, "interactions", write("i.csv", "src_entity_id,dst_entity_id,interaction_type,timestamp\n"

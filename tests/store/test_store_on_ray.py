@@ -7,7 +7,7 @@ from dmas.store import Store
 
 @pytest.mark.slow
 def test_ingest_inside_ray_tasks_is_seen_by_the_driver(local_ray, tmp_path, write):
-    entities = write("entities.csv", "entity_id\na\nb\n")
+    entities = write("entities.csv", "entity_id,attributes\na,{}\nb,{}\n")
     events = write("events.csv", "entity_id,timestamp,event_type,event_value\na,2024-01-01T00:00:00Z,x,1\n")
     uri = str(tmp_path / "store")
 
