@@ -7,7 +7,13 @@ Progress lines go to `say`; the return value is the machine-readable summary.
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,7 +100,6 @@ def _train_and_reproduce(store: Store, settings: Settings, say: Callable[[str], 
 
 def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, say: Callable[[str], None]) -> dict:
     """Start the Serve application on loopback with a fresh viewer key and call it as a client would."""
-    import httpx
     from ray import serve
 
     from dmas.api.network import free_loopback_port
@@ -110,11 +115,11 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(served), name="dmas", route_prefix="/")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}, timeout=60) as client:
-            predicted = client.post("/predict", json={"entity_ids": ["ent_000001", "ent_000002"]}).json()
-            explained = client.post("/explain", json={"entity_ids": ["ent_000001"]}).json()
-            top = client.post("/query", json={"query": "top 3 most likely"}).json()
-            upload = _upload_as_job(client, admin_key, interactions_path)
+        client = _JsonClient(f"http://127.0.0.1:{port}", key)
+        predicted = client.call("POST", "/predict", {"entity_ids": ["ent_000001", "ent_000002"]})
+        explained = client.call("POST", "/explain", {"entity_ids": ["ent_000001"]})
+        top = client.call("POST", "/query", {"query": "top 3 most likely"})
+        upload = _upload_as_job(_JsonClient(client.base_url, admin_key), interactions_path)
     finally:
         serve.shutdown()
     first = predicted["predictions"][0]
@@ -130,19 +135,47 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
             "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
 
 
-def _upload_as_job(client, admin_key: str, path: Path) -> dict:
+def _upload_as_job(client: _JsonClient, path: Path) -> dict:
     """Upload a table as the original stack's clients do, asynchronously, and follow its job to the end."""
-    import time
-
-    headers = {"x-api-key": admin_key}
-    started = client.post("/ingest/interactions", params={"async": "true"}, headers=headers,
-                          files={"file": (path.name, path.read_bytes(), "text/csv")}).json()
+    started = client.call("POST", "/ingest/interactions?async=true", upload=("file", path))
     deadline = time.monotonic() + 300
     while True:
-        job = client.get(started["status_url"], headers=headers).json()
+        job = client.call("GET", started["status_url"])
         if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
             return job
         time.sleep(0.2)
+
+
+class _JsonClient:
+    """The demo's HTTP client, on the standard library: the main job needs only the base dependencies."""
+
+    def __init__(self, base_url: str, key: str):
+        self.base_url, self.key = base_url, key
+
+    def call(self, method: str, path: str, body: dict | None = None, *,
+             upload: tuple[str, Path] | None = None) -> dict:
+        """Send a JSON body or one multipart file field; answer the JSON reply (an HTTP error keeps its body)."""
+        headers, data = {"x-api-key": self.key}, None
+        if body is not None:
+            headers["content-type"], data = "application/json", json.dumps(body).encode()
+        if upload is not None:
+            headers["content-type"], data = _multipart(*upload)
+        request = urllib.request.Request(urllib.parse.urljoin(self.base_url, path), data=data, headers=headers,
+                                         method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            error.add_note(f"{method} {path} answered: {error.read()[:2000].decode(errors='replace')}")
+            raise
+
+
+def _multipart(field: str, path: Path) -> tuple[str, bytes]:
+    """A multipart/form-data body holding one file (what `curl -F field=@path` sends)."""
+    boundary = secrets.token_hex(16)
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    return f"multipart/form-data; boundary={boundary}", head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
 
 
 def _fmt(value: float | None) -> str:
