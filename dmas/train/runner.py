@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -83,7 +84,9 @@ def train_run(store: Store, settings: Settings, config: TrainConfig, *, use_ray:
             how = trained_with(config, tensors, use_ray)
             if how == TrainedWith.RAY_TRAIN:
                 ensure_ray(settings.ray)  # only now: a small run never waits for Ray to start
-            fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"), run_id)
+            # a fresh Ray Train name per attempt: a retry never meets the state of the attempt that died
+            fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"),
+                            f"{run_id}-{uuid.uuid4().hex[:8]}")
             lease.check()
             outcome = _evaluate_and_publish(registry, run_id, tensors, config, manifest, code, fitted, how)
         except BaseException as exc:
