@@ -62,6 +62,7 @@ def _task(request: Request, task_id: str, route: str, operation: str) -> dict:
 @router.post("/train/async", status_code=202)
 async def train_async(request: Request, key: Admin, body: TrainBody = None,
                       idempotency_header: IdempotencyHeader = None) -> dict:
+    """A training job: the /train body (any of its forms) plus an optional `idempotency_key`."""
     body = dict(body or {})
     body_key = body.pop("idempotency_key", None)
     if body_key is not None and not (isinstance(body_key, str) and 0 < len(body_key) <= 200):
@@ -77,6 +78,7 @@ def train_task(task_id: str, request: Request, key: Admin) -> dict:
 @router.post("/features/extract/async", status_code=202)
 async def extract_async(request: Request, key: Admin, body: AsyncRequest | None = None,
                         idempotency_header: IdempotencyHeader = None) -> dict:
+    """Feature extraction of every pending blob, as a job."""
     body_key = body.idempotency_key if body else None
     return await _start(request, "/features/extract/async", "extract_features", {}, body_key, idempotency_header)
 
@@ -89,6 +91,7 @@ def extract_task(task_id: str, request: Request, key: Admin) -> dict:
 @router.post("/predict/async", status_code=202)
 async def predict_async(body: PredictAsyncRequest, request: Request, key: Viewer,
                         idempotency_header: IdempotencyHeader = None) -> dict:
+    """Predictions (no explanations) of the ids by the run, as a job; its result is {run_id, predictions}."""
     request.state.entity_count = len(body.entity_ids)
     run_id = request.state.run_id = current().runs.run_id(body.run_id)  # pinned now: the task's answer is fixed
     return await _start(request, "/predict/async", "predict", {"run_id": run_id, "entity_ids": body.entity_ids},
