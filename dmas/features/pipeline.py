@@ -47,6 +47,11 @@ def extract_pending(store: Store, settings: Settings, *, extract: Extractor | No
                     use_ray: bool = True) -> dict:
     """Extract and commit the features of every pending blob; says so when nothing is pending.
 
+    The summary counts blobs (`pending`, `extracted`, `failed`) and, for the original platform's
+    clients, `updated_artifacts`: the artifact rows, as the artifacts table holds them at the end of
+    this call, whose blob got a vector in this call (artifacts sharing one blob each count; a blob
+    that failed counts none; 0 when nothing was pending).
+
     `extract` replaces the extractor (tests inject faults); by default it is `extract_features`
     with the configured image pixel limit. `use_ray=False` runs the same batch function in this
     process (small stores, tests): the stored bytes are the same.
@@ -56,7 +61,7 @@ def extract_pending(store: Store, settings: Settings, *, extract: Extractor | No
     version = feature_version(config)
     pending = pending_blobs(store, version)
     summary = {"feature_version": version, "pending": pending.num_rows, "extracted": 0, "failed": 0, "tasks": 0,
-               "version": store.table("features").version()}
+               "updated_artifacts": 0, "version": store.table("features").version()}
     if pending.num_rows == 0:
         return {**summary, "message": "nothing pending: every blob has features at this feature_version"}
     results, tasks = (_extract_with_ray_data(store.uri, pending, config, version, settings, extract) if use_ray else
@@ -65,12 +70,19 @@ def extract_pending(store: Store, settings: Settings, *, extract: Extractor | No
     commit = store.table("features").upsert(results, {"dmas_operation": "extract features",
                                                       "feature_version": version})
     failed = results.filter(pc.equal(results["status"], "failed"))
-    _record_artifact_status(store, failed, ok=results.filter(pc.equal(results["status"], "ok"))["sha256"])
+    ok = results.filter(pc.equal(results["status"], "ok"))["sha256"]
+    _record_artifact_status(store, failed, ok=ok)
     log.info("extracted features", extra={"feature_version": version, "rows": results.num_rows})
     return {**summary, "extracted": results.num_rows - failed.num_rows, "failed": failed.num_rows, "tasks": tasks,
-            "version": commit.version,
+            "updated_artifacts": _artifacts_of(store, ok), "version": commit.version,
             "failures": [{"sha256": sha, "artifact_type": kind, "error": error} for sha, kind, error in zip(
                 failed["sha256"].to_pylist(), failed["artifact_type"].to_pylist(), failed["error"].to_pylist())]}
+
+
+def _artifacts_of(store: Store, sha256s: pa.ChunkedArray) -> int:
+    """How many artifact rows hold one of these blobs."""
+    stored = store.table("artifacts").read(columns=["sha256"])["sha256"]
+    return int(pc.sum(pc.is_in(stored, value_set=sha256s.combine_chunks())).as_py() or 0)
 
 
 def _extract_with_ray_data(store_uri: str, pending: pa.Table, config: FeatureConfig, version: str,
