@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
 import pyarrow.compute as pc
-from fastapi import APIRouter, Depends, Query, Request
+from deltalake.exceptions import CommitFailedError
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +37,11 @@ Admin = Annotated[Principal, Depends(admin)]
 TableName = Annotated[str, PathParam(description="one of the store's tables; any other name is 404",
                                      json_schema_extra={"enum": list(TABLES)})]
 Version = Annotated[int | None, Query(ge=0, description="a table version (default: the latest)")]
+
+# A forget that loses a race for a table commit is run again: it finishes what an interrupted one left.
+# Forgets in this replica take turns, so only writers elsewhere (jobs, other replicas) can race it.
+FORGET_ATTEMPTS = 3
+_forgetting = threading.Lock()
 
 # Delta's own commit fields that say how a commit was made, not what it did: its predicates name
 # forgotten entities, and CREATE TABLE names the server's path to the store.
@@ -77,7 +84,8 @@ class SourceFile(BaseModel):
 
 
 @router.delete("/entities/{entity_id}", summary="Forget an entity (right to be forgotten)",
-               response_model=ForgetReport)
+               response_model=ForgetReport, responses={409: {"description": "other writers kept changing the "
+                                                                            "tables; the same request finishes"}})
 def forget(entity_id: str, request: Request, key: Admin,
            purge: Annotated[bool, Query(description="also delete older versions' data files, so time travel "
                                                     "cannot read the entity any more")] = False) -> dict:
@@ -89,7 +97,14 @@ def forget(entity_id: str, request: Request, key: Admin,
     store = current().store
     if not _holds_entity(store, entity_id):
         raise NotFoundError(f"unknown entity '{entity_id}': no entity row or artifact names it")
-    return forget_entity(store, entity_id, purge_old_versions=purge)
+    for attempt in range(1, FORGET_ATTEMPTS + 1):
+        try:
+            with _forgetting:
+                return forget_entity(store, entity_id, purge_old_versions=purge)
+        except CommitFailedError:  # another process committed to the same table first
+            if attempt == FORGET_ATTEMPTS:
+                raise HTTPException(409, f"entity '{entity_id}' is partly forgotten: other writers kept changing "
+                                         "its tables; send the same request again to finish") from None
 
 
 @router.get("/store/snapshot", summary="Current version of every table", response_model=dict[str, int])

@@ -3,6 +3,7 @@ reproduce, forget (with purge); and error bodies as /openapi.json publishes them
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jsonschema
@@ -142,6 +143,17 @@ def test_forget_removes_the_entity_and_is_audited(service):
     assert line["key_id"] == "ops" and line["status"] == 200 and line["entity_count"] == 1
     again = client.delete("/entities/ent_000003", headers=service["admin"])
     assert again.status_code == 404 and "unknown entity 'ent_000003'" in again.json()["detail"]
+
+
+def test_concurrent_forgets_all_finish(service):
+    """Each forget commits to every table: run side by side they race for the same table versions."""
+    ids = ["ent_000005", "ent_000006", "ent_000007"]
+    with ThreadPoolExecutor(len(ids)) as pool:
+        answers = list(pool.map(lambda entity: service["client"].delete(f"/entities/{entity}",
+                                                                        headers=service["admin"]), ids))
+    assert [answer.status_code for answer in answers] == [200, 200, 200], [answer.text for answer in answers]
+    remaining = set(service["store"].table("entities").read()["entity_id"].to_pylist())
+    assert not remaining & set(ids)
 
 
 def test_forget_with_purge_leaves_no_readable_old_version(service):
