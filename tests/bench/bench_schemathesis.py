@@ -127,7 +127,7 @@ def main() -> int:
         report = Path(folder) / "events.ndjson"
         command = schemathesis_command(f"http://127.0.0.1:{port}", key, args, report, config)
         started = time.monotonic()
-        finished = subprocess.run(command, capture_output=True, text=True)
+        finished = subprocess.run(command, capture_output=True, text=True, cwd=folder)  # its caches stay there
         elapsed = time.monotonic() - started
         serve.shutdown()
         ray.shutdown()
