@@ -113,7 +113,8 @@ def test_extract_says_how_many_artifacts_it_updated(uploaded):
     answer = uploaded["extract"]
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert isinstance(body["updated_artifacts"], int) and body["updated_artifacts"] == body["extracted"] > 0
+    assert isinstance(body["updated_artifacts"], int)
+    assert body["updated_artifacts"] >= body["extracted"] > 0  # a blob shared by artifacts updates each of them
 
 
 def test_train_with_no_body_answers_the_old_shape_with_old_and_flat_metrics(trained):
@@ -235,7 +236,8 @@ def test_features_extract_async_runs_the_extract_as_a_task(old_stack, uploaded):
     assert started.status_code == 202, started.text
     done = _poll(old_stack, f"/features/extract/async/{started.json()['task_id']}", old_stack["admin"],
                  lambda body: body["status"] in FINISHED)
-    assert done["status"] == "completed" and done["result"]["pending"] == 0, done  # all extracted already
+    assert done["status"] == "completed", done
+    assert done["result"]["pending"] == done["result"]["updated_artifacts"] == 0  # all extracted already
     bare = old_stack["client"].post("/features/extract/async", headers=old_stack["admin"])
     assert bare.status_code == 202 and bare.json()["task_id"] != started.json()["task_id"]
 
