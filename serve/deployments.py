@@ -72,8 +72,8 @@ class Predictor:
     def query(self, run_id: str, order_by: str, descending: bool, limit: int, entity_filter: list[str]) -> list[dict]:
         return self.bundle(run_id).top(order_by, descending, limit, entity_filter or None)
 
-    def known_ids(self, run_id: str) -> set[str]:
-        return set(self.bundle(run_id).predictions["entity_id"].to_pylist())
+    def known(self, run_id: str, entity_ids: list[str]) -> list[str]:
+        return self.bundle(run_id).known(entity_ids)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})

@@ -36,11 +36,16 @@ class Ordering:
         return f"top {self.limit} by {self.order_by}, {direction}{scope}"
 
 
+def mentioned(text: str) -> list[str]:
+    """The words of `text` that could name an entity, once each, in order (ask the run which it knows)."""
+    return list(dict.fromkeys(_WORD.findall(text)))
+
+
 def interpret(text: str, limit: int, known_ids: set[str]) -> Ordering:
     """Map free text to an ordering: probability words -> probability, value words -> regression,
     otherwise ranking; "weakest/lowest/..." ascending, else descending; known entity ids are kept."""
     words = [word.lower() for word in _WORD.findall(text)]
-    named = tuple(dict.fromkeys(word for word in _WORD.findall(text) if word in known_ids))
+    named = tuple(word for word in mentioned(text) if word in known_ids)
     if any(word in _PROBABILITY_WORDS for word in words):
         order_by = "probability"
     elif any(word in _VALUE_WORDS for word in words) and not any(word in ("rank", "ranking") for word in words):

@@ -26,7 +26,7 @@ from dmas.model import FullModel, ModelConfig
 from dmas.scoring.artifact_names import ArtifactNames
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
-from dmas.train.loop import HEADS
+from dmas.vocabulary import HEADS
 
 
 class IntegrityError(DmasError):
@@ -78,6 +78,14 @@ class RunBundle:
     @cached_property
     def _ids(self) -> pa.Array:
         return self.predictions["entity_id"].combine_chunks()
+
+    @cached_property
+    def _id_set(self) -> frozenset[str]:
+        return frozenset(self._ids.to_pylist())
+
+    def known(self, entity_ids: list[str]) -> list[str]:
+        """The ids among `entity_ids` that the run scored, in order (cost: the request's, not the store's)."""
+        return [entity for entity in entity_ids if entity in self._id_set]
 
     def rows_of(self, entity_ids: list[str]) -> np.ndarray:
         """Row of each requested id (duplicates answered once, in first-seen order); unknown ids raise."""

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from dmas.api.query import Ordering, interpret
+from dmas.api.query import Ordering, interpret, mentioned
 from dmas.api.security import ApiKey
 from dmas.explain.narrative import narrative_fields, narrative_note
 from serve.context import ReplicaContext, current, viewer
@@ -72,7 +72,8 @@ async def query(body: QueryRequest, request: Request, key: Viewer) -> dict:
     run_id = request.state.run_id = context.runs.run_id(body.run_id)
     among = body.filter.entity_ids if body.filter else []
     if body.query is not None:
-        ordering = interpret(body.query, body.limit, await context.predictor.known_ids.remote(run_id))
+        known = await context.predictor.known.remote(run_id, mentioned(body.query))
+        ordering = interpret(body.query, body.limit, set(known))
     else:
         ordering = Ordering(body.order_by, body.descending, body.limit)
     if ordering.entity_ids:

@@ -1,6 +1,6 @@
 import pytest
 
-from dmas.api.query import interpret
+from dmas.api.query import interpret, mentioned
 
 
 @pytest.mark.parametrize(("text", "order_by", "descending"), [
@@ -30,3 +30,7 @@ def test_the_reading_in_words_for_the_old_ui():
         "top 10 by probability, highest first, among the 3 entities given")
     named = interpret("how is ent_000009 doing", limit=10, known_ids={"ent_000009"})
     assert named.describe() == "the entities named in the query: ent_000009"
+
+
+def test_the_words_that_could_name_an_entity():
+    assert mentioned("compare ent_7 and ent_7, then ent_9!") == ["compare", "ent_7", "and", "then", "ent_9"]
