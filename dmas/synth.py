@@ -38,6 +38,7 @@ import pandas as pd
 
 from dmas import synth_media
 from dmas.errors import ConfigError
+from dmas.vocabulary import ARTIFACT_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ EPOCH = np.datetime64("2024-01-01T00:00:00", "s")
 WINDOW_SECONDS = 180 * 24 * 3600
 EVENT_TYPES = ("login", "purchase", "payment", "support_call", "refund")
 INTERACTION_TYPES = ("message", "transfer", "referral")
-ARTIFACT_TYPES = ("image", "audio", "video")
 _EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 # Offsets (minutes) an entity's clock may report in; index 0 is UTC, written with a "Z".
 TZ_OFFSETS_MINUTES = (0, 120, -300, 330, 540, -480)

@@ -12,8 +12,8 @@ from dmas.features.decode import DEFAULT_MAX_PIXELS, UndecodableMediaError
 from dmas.features.image import IMAGE_FEATURE_NAMES, extract_image_features, image_feature_names
 from dmas.features.version import DEFAULT_FEATURE_CONFIG, FeatureConfig, feature_version
 from dmas.features.video import VIDEO_FEATURE_NAMES, extract_video_features, video_feature_names
+from dmas.vocabulary import ARTIFACT_TYPES
 
-ARTIFACT_TYPES = ("image", "audio", "video")
 FEATURE_NAMES: dict[str, tuple[str, ...]] = {
     "image": IMAGE_FEATURE_NAMES,
     "audio": AUDIO_FEATURE_NAMES,

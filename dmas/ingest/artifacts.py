@@ -35,9 +35,9 @@ from dmas.ingest.hashing import file_sha256
 from dmas.ingest.media_pipeline import ManifestChecker, MediaCheckSettings
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
-from dmas.ingest.sniff import ARTIFACT_TYPES
 from dmas.store import Store
 from dmas.store.schemas import ARTIFACTS
+from dmas.vocabulary import ARTIFACT_TYPES
 
 MANIFEST_COLUMNS = ("path", "artifact_type", "entity_id", "timestamp", "metadata")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARTIFACT_TYPES = ("image", "audio", "video")
-
 _MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
 # ISO base media files whose major brand says still image (HEIF/HEIC from phones, AVIF), not movie
 _AVIF_BRANDS = (b"avif", b"avis")

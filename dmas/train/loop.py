@@ -15,8 +15,7 @@ from dmas.model import FullModel, LossWeights, ModelConfig, multitask_loss
 from dmas.train.config import TrainConfig
 from dmas.train.determinism import seed_everything
 from dmas.train.tensorize import EntityTensors
-
-TARGET_KEYS = ("target_regression", "target_binary", "target_ranking")
+from dmas.vocabulary import HEADS
 
 
 def model_config_for(tensors: EntityTensors, config: TrainConfig) -> ModelConfig:
@@ -90,9 +89,6 @@ def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, 
         loss, parts = multitask_loss(model(batch), batch, weights)
         total += float(loss) * len(chunk) if parts else 0.0
     return total / len(rows)
-
-
-HEADS = ("regression", "probability", "ranking_score")
 
 
 @torch.no_grad()

@@ -33,9 +33,10 @@ from dmas.store.runs import RunRegistry, RunStatus
 from dmas.train.baselines import baseline_predictions, lift
 from dmas.train.config import TrainConfig, run_id_for
 from dmas.train.determinism import code_version, library_versions, torch_state_restored
-from dmas.train.loop import HEADS, TARGET_KEYS, model_config_for, predict, train_model
+from dmas.train.loop import model_config_for, predict, train_model
 from dmas.train.metrics import HIGHER_IS_BETTER, evaluate, original_shapes
 from dmas.train.tensorize import DataManifest, EntityTensors, tensorize
+from dmas.vocabulary import HEADS, TARGET_KEYS
 
 log = logging.getLogger(__name__)
 

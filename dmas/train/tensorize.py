@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dmas.errors import StoreError
 from dmas.store import Store
+from dmas.vocabulary import TARGET_KEYS
 
-TARGETS = ("target_regression", "target_binary", "target_ranking")
 ARTIFACT_TYPE_INDEX = {"image": 1, "audio": 2, "video": 3}
 SPLITS = ("train", "validation", "test")
 _MICROS = 1_000_000
@@ -139,14 +139,14 @@ def _attributes_and_targets(entities: pa.Table, wanted: tuple[str, ...] | None):
     numeric = sorted(name for name in parsed.column_names
                      if pa.types.is_integer(parsed[name].type) or pa.types.is_floating(parsed[name].type)
                      or pa.types.is_boolean(parsed[name].type))
-    names = tuple(wanted) if wanted is not None else tuple(name for name in numeric if name not in TARGETS)
+    names = tuple(wanted) if wanted is not None else tuple(name for name in numeric if name not in TARGET_KEYS)
     missing = [name for name in names if name not in numeric]
     if missing:
         raise StoreError(f"attribute(s) {missing} are not numeric attributes of any entity; numeric ones: {numeric}")
     n = entities.num_rows
     matrix = np.column_stack([_as_float(parsed[name]) for name in names]) if names else np.zeros((n, 0))
     targets = {}
-    for name in TARGETS:
+    for name in TARGET_KEYS:
         values = _as_float(parsed[name]) if name in numeric else np.full(n, np.nan)
         targets[name] = np.nan_to_num(values).astype(np.float32)
         targets[f"{name}_mask"] = ~np.isnan(values)

@@ -93,7 +93,7 @@ def build_store(folder: Path, counts: dict[str, int], size: str = "small"):
             (folder / "media" / f"{kind}{i}.{ext}").write_bytes(make(rng, **MEDIA_SIZES[size][kind]))
             rows.append(f"media/{kind}{i}.{ext},{kind},e0")
     (folder / "artifacts.csv").write_text("\n".join(rows) + "\n")
-    (folder / "entities.csv").write_text("entity_id\ne0\n")
+    (folder / "entities.csv").write_text("entity_id,attributes\ne0,{}\n")
     store = Store(folder / "store")
     ingest_table(store, "entities", folder / "entities.csv")
     report = ingest_artifact_manifest(store, folder / "artifacts.csv")

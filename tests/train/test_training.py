@@ -15,11 +15,12 @@ from dmas.store.runs import RUN_FILES, RunRegistry
 from dmas.train.baselines import baseline_predictions
 from dmas.train.config import TrainConfig, run_id_for
 from dmas.train.lineage import run_lineage
-from dmas.train.loop import TARGET_KEYS, predict
+from dmas.train.loop import predict
 from dmas.train.metrics import evaluate
 from dmas.train.reproduce import reproduce
 from dmas.train.runner import fit, fit_locally, load_model, pin_data, train_run
 from dmas.train.tensorize import tensorize
+from dmas.vocabulary import TARGET_KEYS
 
 pytestmark = pytest.mark.slow
 
