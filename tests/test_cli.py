@@ -171,7 +171,7 @@ def test_keys_prints_the_key_once_and_its_settings_entry():
 
 @pytest.mark.parametrize("argv", [
     ["runs", "no-such-run"], ["lineage", "no-such-run"], ["reproduce", "no-such-run", "--no-ray"],
-    ["store", "history", "no_such_table"],
+    ["store", "history", "no_such_table"], ["ingest", "events", "/no/such/file.csv"],
 ])
 def test_bad_input_exits_2_with_one_line(argv, small):
     code, printed, err = dmas(*argv, "--store", small["store"])
