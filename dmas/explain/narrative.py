@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Literal, get_args
 
 from dmas.explain.integrated_gradients import ExplainError
+from dmas.vocabulary import HEADS
 
-HEADS_IN_WORDS = (("probability", "probability"), ("regression", "regression"), ("ranking_score", "ranking score"))
+# the heads as a narrative names them, the probability first (as an explained probability leads its narrative)
+HEADS_IN_WORDS = tuple((head, head.replace("_", " ")) for head in sorted(HEADS, key=lambda head: head != "probability"))
 NARRATIVE_REASONS = 3
 NarrativeMode = Literal["template", "llm", "both"]  # the original stack's narrative_mode values
 NARRATIVE_MODES = get_args(NarrativeMode)
