@@ -266,11 +266,17 @@ def test_preload_refuses_reset_existing_on_a_store_with_entities(old_stack, uplo
 def test_preload_takes_the_old_uis_body(old_stack, uploaded):
     """Last: it adds the demo's entities to the store."""
     answer = old_stack["client"].post("/demo/preload", json={
-        "profile": "small", "reset_existing": False, "extract_features": False, "train_model": False},
+        "profile": "small", "reset_existing": False, "extract_features": True, "train_model": True},
         headers=old_stack["admin"])
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["synth"]["entities"] == 200 and body["ingest"]["entities"]["failed_rows"] == 0
-    assert body["features"] is None and body["run"] is None
+    assert body["features"]["extracted"] > 0 and body["features"]["failed"] == 0
+    assert body["run"]["status"] == "completed" and body["run"]["model_sha256"]
+    skipped = old_stack["client"].post("/demo/preload", json={
+        "profile": "small", "reset_existing": False, "extract_features": False, "train_model": False},
+        headers=old_stack["admin"])
+    assert skipped.status_code == 200 and skipped.json()["features"] is None and skipped.json()["run"] is None
+    assert skipped.json()["ingest"]["entities"]["inserted_rows"] == 0  # the same demo again changes nothing
     refused = old_stack["client"].post("/demo/preload", json={"profile": "large"}, headers=old_stack["admin"])
     assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "profile"
