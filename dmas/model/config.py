@@ -19,7 +19,7 @@ MODALITIES: tuple[Modality, ...] = ("attributes", "events", "graph", "artifacts"
 class ModelArchitecture(BaseModel):
     """Widths and switches of the FullModel that do not depend on the data."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # JSON bodies may say Infinity
 
     d_attr: int = Field(16, ge=1, description="width of the attribute encoding")
     d_event: int = Field(64, ge=1, description="width of the event sequence encoding")

@@ -17,7 +17,7 @@ from dmas.model.full import ModelOutput
 class LossWeights(BaseModel):
     """Weight of each task in the total loss."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # JSON bodies may say Infinity
 
     regression: float = Field(1.0, ge=0.0, description="weight of the masked MSE")
     classification: float = Field(1.0, ge=0.0, description="weight of the masked BCE on the logit")

@@ -23,7 +23,7 @@ class TrainConfig(BaseModel):
     """One training run. `quality_gates` maps "task.metric" (e.g. "classification.auc_roc") to a minimum
     (or, for lower-is-better metrics, a maximum); a run that misses one is recorded as rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # JSON bodies may say Infinity
 
     seed: int = Field(0, ge=0)
     epochs: int = Field(30, gt=0)

@@ -34,7 +34,7 @@ _MICROS = 1_000_000
 class TensorizeConfig(BaseModel):
     """What goes into the arrays; part of a run's configuration (and so of its run_id)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # JSON bodies may say Infinity
 
     max_events: int = Field(50, gt=0, description="the last L events of each entity")
     max_neighbors: int = Field(5, ge=0, description="neighbours from interactions, most recent first")

@@ -76,3 +76,12 @@ def test_invalid_requests_say_what_is_wrong(body, message):
 def test_a_body_that_is_not_an_object_is_refused():
     with pytest.raises(ConfigError, match="JSON object"):
         train_config_from_request([{"epochs": 3}])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body, field", [({"learning_rate": float("inf")}, "learning_rate"),
+                                         ({"loss_weights": {"regression": float("nan")}}, "loss_weights.regression"),
+                                         ({"quality_gates": {"regression.rmse": float("-inf")}}, "quality_gates")])
+def test_numbers_that_json_bodies_can_spell_but_cannot_train_are_refused(body, field):
+    """Python's JSON reads Infinity and NaN: a run must not start with them (nor a job end in a 500)."""
+    with pytest.raises(ConfigError, match=f"{field}.*finite"):
+        train_config_from_request(body)
