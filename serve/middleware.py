@@ -80,7 +80,8 @@ def _refusal(path: str, headers: dict, unidentified: DmasError | None,
         return body.pop("status"), body, error_headers(unidentified)
     settings = context.settings.serve
     uploading = headers.get("content-type", "").startswith("multipart/form-data")
-    limit = settings.max_upload_request_bytes if uploading else settings.max_body_bytes
+    setting = "max_upload_request_bytes" if uploading else "max_body_bytes"
+    limit = getattr(settings, setting)
     declared = headers.get("content-length")
     if declared is None:
         if "transfer-encoding" in headers:  # a body of unknown length could be any size
@@ -89,7 +90,8 @@ def _refusal(path: str, headers: dict, unidentified: DmasError | None,
     if not declared.isdigit():
         return 400, {"detail": f"Content-Length must be a number of bytes, got {declared!r}"}, {}
     if int(declared) > limit:
-        return 413, {"detail": f"request body of {declared} bytes is over the limit of {limit}"}, {}
+        return 413, {"detail": f"request body of {declared} bytes is over the limit of {limit} (serve.{setting}, "
+                               f"env DMAS_SERVE__{setting.upper()}); send less per request"}, {}
     return None
 
 

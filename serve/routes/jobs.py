@@ -5,12 +5,12 @@ The original async aliases (`/train/async`, ...) are in `serve.routes.tasks`, in
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from dmas.api.security import Principal
 from dmas.api.uploads import plain_name
-from serve.context import admin, current
+from dmas.vocabulary import ArtifactType
+from serve.context import Admin, current
 from serve.job_launch import new_job, run_as_job, stage_uploads
 from serve.routes import tasks
 from serve.schemas import PreloadRequest, TrainBody, invalid, train_params
@@ -20,13 +20,12 @@ router.include_router(tasks.router)
 
 # `?async=true` on a job route: answer 202 with the job id and status URL at once instead of the result
 RunAsync = Annotated[bool, Query(alias="async", description="answer at once with the job id and its status URL")]
-Admin = Annotated[Principal, Depends(admin)]
 
 
 @router.post("/ingest/artifact")
 async def ingest_artifact(request: Request, key: Admin,
                           file: Annotated[UploadFile, File(description="one media file")],
-                          artifact_type: Annotated[Literal["image", "audio", "video"] | None, Form(
+                          artifact_type: Annotated[ArtifactType | None, Form(
                               description="checked against the content; sniffed when omitted")] = None,
                           entity_id: Annotated[str | None, Form()] = None,
                           timestamp: Annotated[str | None, Form()] = None,

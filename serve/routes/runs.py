@@ -1,21 +1,18 @@
 """The run registry over HTTP: list runs, read one, where its data came from, and reproduce it."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from dmas.api.auth import Principal
 from dmas.train.lineage import run_lineage
-from serve.context import admin, current, viewer
+from serve.context import Admin, Viewer, current
 from serve.job_launch import new_job, run_as_job
 from serve.routes.jobs import RunAsync
 from serve.routes.store import SourceFile
 
 router = APIRouter(tags=["runs"])
 
-Viewer = Annotated[Principal, Depends(viewer)]
 
 
 class RunLineage(BaseModel):
@@ -58,7 +55,7 @@ def lineage(run_id: str, request: Request, key: Viewer) -> dict:
 
 @router.post("/runs/{run_id}/reproduce", summary="Retrain a run from its pinned data and compare the bytes",
              responses={200: {"model": ReproduceReport}})
-async def reproduce(run_id: str, request: Request, key: Annotated[Principal, Depends(admin)],
+async def reproduce(run_id: str, request: Request, key: Admin,
                     run_async: RunAsync = False) -> JSONResponse:
     """A job (like training): the report when it ends, or at once its id with `?async=true`."""
     request.state.run_id = run_id

@@ -6,18 +6,15 @@ keys inside `explanation`, and /query's reading of the request as text (`interpr
 structured form in `interpretation`.
 """
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 
 from dmas.api.query import Ordering, interpret, mentioned
-from dmas.api.security import ApiKey
 from dmas.explain.narrative import narrative_fields, narrative_note
-from serve.context import ReplicaContext, current, viewer
+from serve.context import ReplicaContext, Viewer, current
 from serve.schemas import ExplainRequest, PredictRequest, QueryRequest
 
 router = APIRouter(tags=["scoring"])
-Viewer = Annotated[ApiKey, Depends(viewer)]
 
 
 def _limit(context: ReplicaContext, request: Request, entity_ids: list[str], explained: bool) -> None:

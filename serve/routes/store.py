@@ -16,24 +16,21 @@ from typing import Annotated, Literal
 
 import pyarrow.compute as pc
 from deltalake.exceptions import CommitFailedError
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from dmas.api.auth import Principal
 from dmas.errors import NotFoundError
 from dmas.store import Store
 from dmas.store.forget import forget_entity
 from dmas.store.schemas import TABLES
 from dmas.store.tables import VersionedTable
-from serve.context import admin, current, viewer
+from serve.context import Admin, Viewer, current
 
 router = APIRouter(tags=["store"])
 
-Viewer = Annotated[Principal, Depends(viewer)]
-Admin = Annotated[Principal, Depends(admin)]
 TableName = Annotated[str, PathParam(description="one of the store's tables; any other name is 404",
                                      json_schema_extra={"enum": list(TABLES)})]
 Version = Annotated[int | None, Query(ge=0, description="a table version (default: the latest)")]

@@ -8,18 +8,15 @@ task the first one started, on any replica (see `JobBook.create_once`).
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 
 from dmas.api.jobs import ORIGINAL_STATUS, JobRecord
-from dmas.api.security import Principal
 from dmas.errors import NotFoundError
-from serve.context import admin, current, viewer
+from serve.context import Admin, Viewer, current
 from serve.job_launch import launch
 from serve.schemas import AsyncRequest, PredictAsyncRequest, TrainBody, invalid, train_params
 
 router = APIRouter(tags=["tasks"])
-Admin = Annotated[Principal, Depends(admin)]
-Viewer = Annotated[Principal, Depends(viewer)]
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 
 

@@ -89,6 +89,8 @@ def test_refused_requests_are_audited_with_the_key_that_was_sent(service, case):
         response = client.post("/predict", content=b'{"entity_ids": "not a list"}', headers=headers)
         expected = 422
     assert response.status_code == expected, response.text
+    if case == "too_large":  # says which setting to raise
+        assert "DMAS_SERVE__MAX_BODY_BYTES" in response.json()["detail"]
     entry = _audited(service, f"refused-{case}")
     assert entry["status"] == expected and entry["key_id"] == "ops"
 
