@@ -251,9 +251,14 @@ def _survivors(started: dict[int, bytes], wait_s: float) -> dict[int, bytes]:
         time.sleep(0.5)
 
 
+# README command 1 installs no test extra: the main job runs here with those packages made unimportable
+WITHOUT_TEST_EXTRA = ("import runpy, sys; sys.modules.update(dict.fromkeys(['httpx', 'pytest', 'schemathesis'])); "
+                      "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 @pytest.mark.slow
 def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
-    result = _run(str(REPO / "jobs" / "demo.py"), "--entities", "60", "--workdir", "demo",
+    result = _run("-c", WITHOUT_TEST_EXTRA, str(REPO / "jobs" / "demo.py"), "--entities", "60", "--workdir", "demo",
                   "--store", "store", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
