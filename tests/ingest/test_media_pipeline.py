@@ -1,6 +1,11 @@
 """Checking a manifest's files on Ray or in this process, in one task or many: same report, same store."""
 
 import hashlib
+import os
+import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +138,66 @@ def test_large_manifests_go_to_ray_and_small_ones_stay_here(local_ray, serial, m
     large, store = _ingest(tmp_path / "large", manifest, use_ray=None, ray_min_files=10)
     assert "Ray tasks" in caplog.text
     assert small == large == serial[0] and _stored(store) == serial[1]
+
+
+def _descendants_running(title: str) -> list[int]:
+    """Pids of this process's descendants (its Ray workers) whose title starts with `title`."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" ", 1)
+        except OSError:
+            continue
+        parents[int(pid)] = int(rest.rsplit(")", 1)[1].split()[1])
+    ours, found = {os.getpid()}, True
+    while found:
+        found = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= found
+    running = []
+    for pid in ours - {os.getpid()}:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
+                running.append(pid)
+        except OSError:
+            continue
+    return running
+
+
+def test_a_killed_check_task_is_retried_and_the_result_is_unchanged(local_ray, serial, manifest, tmp_path):
+    folder = tmp_path / "upload"
+    shutil.copytree(manifest.parent, folder)
+    stuck = folder / "media" / "text.jpg"  # one row's file, now a FIFO: its task waits until the test writes
+    content = stuck.read_bytes()
+    stuck.unlink()
+    os.mkfifo(stuck)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(result=_ingest(
+        tmp_path / "store", folder / "artifacts.csv", use_ray=True, files_per_task=4, tasks_per_cpu=1)), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (waiting := _stuck_check_workers()):
+        time.sleep(0.05)
+    assert waiting, "no check task opened the FIFO"
+    for pid in waiting:
+        os.kill(pid, signal.SIGKILL)
+    while any(_alive(pid) for pid in waiting):  # a reader dying in open() still counts: the write would be lost
+        time.sleep(0.01)
+    with open(stuck, "wb") as writer:  # opens once the retried task reads it again
+        writer.write(content)
+    worker.join(timeout=120)
+    report, store = done["result"]
+    assert ({**report, "file": manifest}, _stored(store)) == ({**serial[0], "file": manifest}, serial[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stuck_check_workers() -> list[int]:
+    """Check-task workers still running a second later: one stuck opening a FIFO (tasks take ms)."""
+    first = set(_descendants_running("ray::admit_files"))
+    time.sleep(1.0)
+    return sorted(first & set(_descendants_running("ray::admit_files")))
