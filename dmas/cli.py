@@ -269,7 +269,7 @@ def _run_new_key(args, settings: Settings) -> dict:
 
 
 def _add_store(commands) -> None:
-    store = commands.add_parser("store", help="inspect the store: versions, history, lineage, export",
+    store = commands.add_parser("store", help="inspect the store: versions, history, lineage, export, vacuum",
                                 description="Inspect the versioned store.")
     actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     _command(actions, "snapshot", "current version of every table (the data manifest a run pins)", _run_snapshot)
@@ -283,6 +283,10 @@ def _add_store(commands) -> None:
     sub.add_argument("table")
     sub.add_argument("out", help="destination .parquet file")
     sub.add_argument("--version", type=int, help="table version (default: latest)")
+    sub = _command(actions, "vacuum", "remove data files a killed writer left that no table version names",
+                   _run_vacuum)
+    sub.add_argument("--grace-hours", type=float,
+                     help="keep files younger than this: a running writer's are unnamed until it commits (default 24)")
 
 
 def _store(settings: Settings):
@@ -308,6 +312,21 @@ def _run_export(args, settings: Settings) -> dict:
     version = table.version() if args.version is None else args.version
     rows = table.export_parquet(args.out, version)
     return {"table": args.table, "version": version, "rows": rows, "out": args.out}
+
+
+def _run_vacuum(args, settings: Settings) -> dict:
+    from datetime import timedelta
+
+    from dmas.store.orphans import ORPHAN_GRACE
+
+    if args.grace_hours is not None and args.grace_hours < 0:
+        raise ConfigError(f"--grace-hours: must be 0 or more, got {args.grace_hours}")
+    grace = ORPHAN_GRACE if args.grace_hours is None else timedelta(hours=args.grace_hours)
+    removed = _store(settings).remove_orphans(grace)
+    tables = {name: {"files_removed": len(files), "bytes_removed": sum(f.size_bytes for f in files),
+                     "removed": [f.path for f in files]} for name, files in removed.items()}
+    return {"grace_hours": grace / timedelta(hours=1), "tables": tables,
+            "files_removed": sum(table["files_removed"] for table in tables.values())}
 
 
 def _add_forget(commands) -> None:

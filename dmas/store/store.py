@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from dmas.errors import StoreError
 from dmas.store.audit import AuditTrail
 from dmas.store.blobs import BlobStore
 from dmas.store.location import StoreLocation
+from dmas.store.orphans import ORPHAN_GRACE, RemovedFile
 from dmas.store.schemas import TABLES
 from dmas.store.tables import VersionedTable
 
@@ -36,6 +38,10 @@ class Store:
     def snapshot(self) -> dict[str, int]:
         """The current version of every table: the data manifest a training run pins."""
         return {name: table.version() for name, table in sorted(self.tables.items())}
+
+    def remove_orphans(self, grace: timedelta = ORPHAN_GRACE) -> dict[str, list[RemovedFile]]:
+        """Every table's data files that no version names and are older than `grace`, deleted."""
+        return {name: table.remove_orphans(grace) for name, table in sorted(self.tables.items())}
 
     def audit(self, kind: str) -> AuditTrail:
         return AuditTrail(self.location, kind)

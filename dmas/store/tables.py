@@ -1,14 +1,17 @@
 """Versioned tables on Delta Lake: every write is one atomic commit, every version stays readable.
 
 A commit carries custom metadata (source file, its sha256, row counts) so the history of a table
-is also its lineage.
+is also its lineage. Each commit that changes a table also removes the data files a killed writer
+left in it (see `dmas.store.orphans`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +23,10 @@ from deltalake.transaction import CommitProperties
 
 from dmas.errors import StoreError
 from dmas.store.location import StoreLocation
+from dmas.store.orphans import ORPHAN_GRACE, RemovedFile, remove_orphans
 from dmas.store.schemas import TableSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class VersionedTable:
     def __init__(self, location: StoreLocation, spec: TableSpec):
         self.spec = spec
         self.uri = location.uri_of("tables", spec.name)
+        self._filesystem = location.filesystem
+        self._path = location.path("tables", spec.name)
 
     def create_if_missing(self) -> None:
         """Create the empty table (version 0); safe to call from several processes."""
@@ -101,11 +109,11 @@ class VersionedTable:
             changed = " OR ".join(f"({_differs(name, value, stored)})" for name, value in updates.items())
             merger = merger.when_matched_update(updates, predicate=changed)
         metrics = merger.when_not_matched_insert_all().execute()
-        return CommitResult(
+        return self._committed(CommitResult(
             version=table.version(),  # this commit's version, even if another writer has committed since
             inserted=metrics["num_target_rows_inserted"],
             updated=metrics["num_target_rows_updated"],
-        )
+        ))
 
     def _new_value(self, name: str, stored: set[str]) -> str:
         """The SQL value an update gives column `name`: the new row's, or the stored one where
@@ -133,13 +141,26 @@ class VersionedTable:
         metrics = (table.merge(source, f"t.{on} = s.{on}", source_alias="s", target_alias="t",
                                commit_properties=_commit_properties(commit_metadata))
                    .when_matched_update(dict(assignments), predicate=changed).execute())
-        return CommitResult(version=table.version(), updated=metrics["num_target_rows_updated"])
+        return self._committed(CommitResult(version=table.version(), updated=metrics["num_target_rows_updated"]))
 
     def delete_where(self, predicate: str, commit_metadata: Mapping[str, object]) -> CommitResult:
         """Delete matching rows in one commit (no commit when nothing matches)."""
         table = self.delta()
         metrics = table.delete(predicate, commit_properties=_commit_properties(commit_metadata))
-        return CommitResult(version=table.version(), deleted=metrics.get("num_deleted_rows", 0))
+        return self._committed(CommitResult(version=table.version(), deleted=metrics.get("num_deleted_rows", 0)))
+
+    def remove_orphans(self, grace: timedelta = ORPHAN_GRACE) -> list[RemovedFile]:
+        """Delete data files no version names that are older than `grace` (a killed writer's)."""
+        return remove_orphans(self._filesystem, self._path, grace)
+
+    def _committed(self, result: CommitResult) -> CommitResult:
+        """After a commit that changed the table: remove orphans; failing to is only logged."""
+        if result.changed:
+            try:
+                self.remove_orphans()
+            except (OSError, ValueError) as exc:  # the commit stands; the next one tries again
+                log.warning("could not remove orphaned files of '%s': %s", self.spec.name, exc)
+        return result
 
     def history(self) -> list[dict]:
         """Commits, newest first, with their custom metadata (source file, counts)."""

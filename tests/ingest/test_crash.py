@@ -1,5 +1,7 @@
 """A killed ingest leaves the previous version intact: commits are all or nothing."""
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from dmas.ingest.artifacts import ingest_artifact_manifest
@@ -75,3 +78,67 @@ def test_table_ingest_killed_at_any_time_is_all_or_nothing(tmp_path, write, kill
     events = Store(tmp_path / "store").table("events")
     rows = events.read().num_rows
     assert (events.version(), rows) in ((0, 0), (1, n))
+
+
+def _killed_mid_write(tmp_path: Path, write) -> tuple[Store, list[Path], pa.Table]:
+    """A store with one events commit, and an events ingest SIGKILLed while it wrote data files.
+
+    The kill comes as the first data file is staged; should the commit still win the race, the
+    scenario runs again in a fresh store.
+    """
+    n = 600_000
+    ids = np.array([f"e{i}" for i in range(500)])
+    pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
+    stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
+    pd.DataFrame({"entity_id": ids[np.arange(n) % 500], "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "event_type": "a", "event_value": np.arange(n) % 7}).to_csv(tmp_path / "events.csv", index=False)
+    first = write("first.csv", "entity_id,timestamp,event_type,event_value\ne1,2023-01-01T00:00:00Z,a,1\n")
+    for attempt in range(3):
+        root = tmp_path / f"store{attempt}"
+        store = Store(root)
+        ingest_table(store, "entities", tmp_path / "entities.csv")
+        ingest_table(store, "events", first)
+        folder = root / "tables" / "events"
+        committed = {p.name for p in folder.iterdir()}
+
+        def writing(folder=folder, committed=committed) -> bool:
+            return any(p.name not in committed for p in folder.iterdir())
+
+        process = _start_ingest(root, "events", str(tmp_path / "events.csv"))
+        assert _kill_when(process, writing), "ingest finished before it could be killed"
+        reopened = Store(root)
+        if reopened.snapshot()["events"] == 1:
+            return reopened, [p for p in folder.iterdir() if p.name not in committed], store.table("events").read()
+    pytest.fail("the ingest committed before every kill")
+
+
+def _a_day_old(paths: list[Path]) -> None:
+    past = time.time() - 25 * 3600
+    for path in paths:
+        os.utime(path, (past, past))
+
+
+@pytest.mark.slow
+def test_store_vacuum_removes_what_a_killed_ingest_left(tmp_path, write):
+    store, orphans, before = _killed_mid_write(tmp_path, write)
+    assert orphans and all(p.exists() for p in orphans)
+    _a_day_old(orphans)
+
+    result = subprocess.run([sys.executable, "-m", "dmas.cli", "store", "vacuum", "--store", store.uri, "--quiet"],
+                            capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout)
+    assert sorted(report["tables"]["events"]["removed"]) == sorted(p.name for p in orphans)
+    assert report["files_removed"] == len(orphans)
+    assert not any(p.exists() for p in orphans)
+    reopened = Store(store.uri)
+    assert reopened.snapshot()["events"] == 1 and reopened.table("events").read().equals(before)
+
+
+@pytest.mark.slow
+def test_the_next_commit_removes_what_a_killed_ingest_left(tmp_path, write):
+    store, orphans, _ = _killed_mid_write(tmp_path, write)
+    _a_day_old(orphans)
+    report = ingest_table(store, "events", write("next.csv", "entity_id,timestamp,event_type,event_value\n"
+                                                             "e2,2023-01-01T00:00:00Z,a,1\n"))
+    assert report["version"] == 2 and not any(p.exists() for p in orphans)
+    assert store.table("events").read().num_rows == 2
