@@ -37,12 +37,17 @@ class RemovedFile:
     size_bytes: int
 
 
-def remove_orphans(filesystem: pafs.FileSystem, table_path: str,
+def remove_orphans(filesystem: pafs.FileSystem, table_path: str, current: set[str],
                    grace: timedelta = ORPHAN_GRACE) -> list[RemovedFile]:
     """Delete the table's data files that no commit or checkpoint in its log names and that were
-    last written more than `grace` ago; returns what was deleted."""
+    last written more than `grace` ago; returns what was deleted.
+
+    `current`: the files of the latest version (relative paths), spared without reading the log,
+    so a table without orphans or replaced files costs one listing.
+    """
     cutoff = datetime.now(UTC) - grace
-    old = [info for info in _data_files(filesystem, table_path) if info.mtime is not None and info.mtime < cutoff]
+    old = [info for info in _data_files(filesystem, table_path) if info.mtime is not None and info.mtime < cutoff
+           and posixpath.relpath(info.path, table_path) not in current]
     if not old:
         return []
     named = named_files(filesystem, table_path)  # read after listing: a commit made meanwhile is seen

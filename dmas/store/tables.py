@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -151,7 +152,8 @@ class VersionedTable:
 
     def remove_orphans(self, grace: timedelta = ORPHAN_GRACE) -> list[RemovedFile]:
         """Delete data files no version names that are older than `grace` (a killed writer's)."""
-        return remove_orphans(self._filesystem, self._path, grace)
+        current = {unquote(path) for path in pa.table(self.delta().get_add_actions(flatten=True))["path"].to_pylist()}
+        return remove_orphans(self._filesystem, self._path, current, grace)
 
     def _committed(self, result: CommitResult) -> CommitResult:
         """After a commit that changed the table: remove orphans; failing to is only logged."""
