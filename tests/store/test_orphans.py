@@ -114,7 +114,7 @@ def test_vacuum_refuses_a_negative_grace(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_vacuum_while_another_process_writes_keeps_its_files(tmp_path):
-    n = 1_000_000
+    n = 2_000_000
     ids = np.array([f"e{i}" for i in range(500)])
     pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
     stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
@@ -129,10 +129,11 @@ def test_vacuum_while_another_process_writes_keeps_its_files(tmp_path):
                                "--store", str(tmp_path / "store"), "--quiet"], stdout=subprocess.DEVNULL)
     seen_in_flight = 0
     while writer.poll() is None:
-        if events.version() == 0 and _data_files(folder):
+        listed = _data_files(folder)
+        if listed and events.version() == 0:  # listed before the commit: the writer's files in flight
             seen_in_flight += 1
-        assert events.remove_orphans() == []
-        time.sleep(0.002)
+            assert events.remove_orphans() == []
+        time.sleep(0.001)
 
     assert writer.returncode == 0
     assert seen_in_flight > 0, "the writer committed before its files could be seen"
