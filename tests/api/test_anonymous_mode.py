@@ -1,11 +1,11 @@
 """`serve.auth: none`, for a laptop: served without credentials on loopback, still audited; refused elsewhere."""
 
-import httpx
 import pytest
 
 from dmas.api.audit_log import AuditLog
 from dmas.api.network import free_loopback_port
 from dmas.config import load_settings
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -16,18 +16,9 @@ def _settings(root, port):
 
 
 def test_on_loopback_old_clients_need_no_key_and_are_audited_as_anonymous(local_ray, tmp_path):
-    from ray import serve
-
-    from serve.app import build_app
-
-    port = free_loopback_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(build_app(_settings(tmp_path, port)), name="dmas", route_prefix="/")
-        response = httpx.get(f"http://127.0.0.1:{port}/runs", headers={"x-request-id": "laptop"}, timeout=30)
+    with served_app(_settings(tmp_path, free_loopback_port()), timeout=30) as client:
+        response = client.get("/runs", headers={"x-request-id": "laptop"})
         assert response.status_code == 200 and response.json() == []
-    finally:
-        serve.shutdown()
     (entry,) = [entry for entry in AuditLog(tmp_path / "audit.jsonl").entries() if entry["request_id"] == "laptop"]
     assert entry["key_id"] == "anonymous" and entry["status"] == 200
 

@@ -2,7 +2,6 @@
 
 import json
 
-import httpx
 import pytest
 
 from dmas.api.audit_log import AuditLog
@@ -11,6 +10,7 @@ from dmas.api.security import new_key
 from dmas.config import load_settings
 from dmas.train.config import TrainConfig
 from dmas.train.runner import train_run
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -18,10 +18,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service(local_ray, tmp_path_factory, synthetic_store):
     """A trained run on 200 synthetic entities, served by the real application on a free loopback port."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("serving")
     store = synthetic_store(root, n_entities=200, seed=5)
     viewer_key, viewer = new_key("analyst", "viewer")
@@ -31,13 +27,9 @@ def service(local_ray, tmp_path_factory, synthetic_store):
         "host": "127.0.0.1", "port": port, "api_keys": [viewer.model_dump(), admin.model_dump()],
         "max_entities_per_request": 50, "max_body_bytes": 20_000, "audit_log": str(root / "audit.jsonl")})
     run = train_run(store, settings, TrainConfig(epochs=3), use_ray=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    yield {"client": client, "viewer": viewer_key, "admin": admin_key, "run": run, "store": store,
-           "audit": AuditLog(root / "audit.jsonl")}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, timeout=60) as client:
+        yield {"client": client, "viewer": viewer_key, "admin": admin_key, "run": run, "store": store,
+               "audit": AuditLog(root / "audit.jsonl")}
 
 
 def _post(service, path, body, key="viewer", **headers):

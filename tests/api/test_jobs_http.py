@@ -5,7 +5,6 @@ import hashlib
 import json
 import time
 
-import httpx
 import pytest
 
 from dmas.api.audit_log import AuditLog
@@ -14,6 +13,7 @@ from dmas.api.security import new_key
 from dmas.config import load_settings
 from dmas.store import Store
 from dmas.synth import generate
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service(local_ray, tmp_path_factory):
     """The application over an empty store, with an admin and a viewer key, and synthetic input files."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("jobs")
     data = generate(root / "input", n_entities=60, seed=3)
     admin_key, admin = new_key("ops", "admin")
@@ -34,13 +30,9 @@ def service(local_ray, tmp_path_factory):
         "max_upload_bytes": 2_000_000}, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [admin.model_dump(), viewer.model_dump()],
         "max_upload_request_bytes": 5_000_000, "audit_log": str(root / "audit.jsonl"), "latest_run_refresh_s": 0.5})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
-    yield {"client": client, "admin": {"x-api-key": admin_key}, "viewer": {"x-api-key": viewer_key}, "data": data,
-           "store": Store(root / "store"), "audit": AuditLog(root / "audit.jsonl"), "root": root}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, timeout=300) as client:
+        yield {"client": client, "admin": {"x-api-key": admin_key}, "viewer": {"x-api-key": viewer_key}, "data": data,
+               "store": Store(root / "store"), "audit": AuditLog(root / "audit.jsonl"), "root": root}
 
 
 def _upload(service, path, files, data=None, key="admin", params=None):

@@ -8,13 +8,13 @@ shorter than its Content-Length hung the connection.
 import socket
 import time
 
-import httpx
 import pytest
 
 from dmas.api.audit_log import AuditLog
 from dmas.api.network import free_loopback_port
 from dmas.api.security import new_key
 from dmas.config import load_settings
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +22,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service(local_ray, tmp_path_factory):
     """The application over an empty store (no run is needed to test what happens around routes)."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("scope")
     key, entry = new_key("ops", "admin")
     token, token_entry = new_key("nightly-etl", "viewer")
@@ -34,12 +30,8 @@ def service(local_ray, tmp_path_factory):
         "host": "127.0.0.1", "port": port, "api_keys": [entry.model_dump()],
         "service_tokens": [token_entry.model_dump()], "max_body_bytes": 2_000,
         "audit_log": str(root / "audit.jsonl"), "body_idle_timeout_s": 1.0})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    yield {"client": client, "key": key, "token": token, "port": port, "audit": AuditLog(root / "audit.jsonl")}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, timeout=60) as client:
+        yield {"client": client, "key": key, "token": token, "port": port, "audit": AuditLog(root / "audit.jsonl")}
 
 
 def _audited(service, request_id: str) -> dict:

@@ -5,7 +5,6 @@ import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import jsonschema
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +16,7 @@ from dmas.config import load_settings
 from dmas.train.config import TrainConfig
 from dmas.train.lineage import run_lineage
 from dmas.train.runner import train_run
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service(local_ray, tmp_path_factory, synthetic_store):
     """A trained run on 40 synthetic entities, served by the real application on a free loopback port."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("store_http")
     store = synthetic_store(root, n_entities=40, seed=11)
     viewer_key, viewer = new_key("analyst", "viewer")
@@ -37,13 +33,9 @@ def service(local_ray, tmp_path_factory, synthetic_store):
         "host": "127.0.0.1", "port": port, "api_keys": [viewer.model_dump(), admin.model_dump()],
         "audit_log": str(root / "audit.jsonl")})
     run = train_run(store, settings, TrainConfig(epochs=2), use_ray=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-    yield {"client": client, "viewer": {"x-api-key": viewer_key}, "admin": {"x-api-key": admin_key}, "run": run,
-           "store": store, "root": root, "audit": AuditLog(root / "audit.jsonl")}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, timeout=120) as client:
+        yield {"client": client, "viewer": {"x-api-key": viewer_key}, "admin": {"x-api-key": admin_key}, "run": run,
+               "store": store, "root": root, "audit": AuditLog(root / "audit.jsonl")}
 
 
 def _get(service, path, key="viewer", **params):

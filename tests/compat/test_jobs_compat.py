@@ -14,6 +14,7 @@ from dmas.api.security import new_key
 from dmas.config import load_settings
 from dmas.store import Store
 from dmas.synth import generate
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,6 @@ FINISHED = ("completed", "failed")
 @pytest.fixture(scope="module")
 def old_stack(local_ray, tmp_path_factory):
     """The application over a store with 40 synthetic entities' tables (media not yet uploaded)."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("compat_jobs")
     data = generate(root / "input", n_entities=40, seed=11)
     admin_key, admin = new_key("ops", "admin")
@@ -35,19 +32,15 @@ def old_stack(local_ray, tmp_path_factory):
     settings = load_settings(store_uri=str(root / "store"), features={"batch_size": 16}, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [admin.model_dump(), viewer.model_dump()],
         "audit_log": str(root / "audit.jsonl"), "latest_run_refresh_s": 0.5})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
-    admin_headers = {"x-api-key": admin_key}
-    for kind, path in (("entities", data.entities_path), ("events", data.events_path),
-                       ("interactions", data.interactions_path)):
-        answer = client.post(f"/ingest/{kind}", files={"file": (path.name, path.read_bytes(), "text/csv")},
-                             headers=admin_headers)
-        assert answer.status_code == 200, answer.text
-    yield {"client": client, "admin": admin_headers, "viewer": {"x-api-key": viewer_key}, "data": data,
-           "store": Store(root / "store"), "port": port}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, timeout=300) as client:
+        admin_headers = {"x-api-key": admin_key}
+        for kind, path in (("entities", data.entities_path), ("events", data.events_path),
+                           ("interactions", data.interactions_path)):
+            answer = client.post(f"/ingest/{kind}", files={"file": (path.name, path.read_bytes(), "text/csv")},
+                                 headers=admin_headers)
+            assert answer.status_code == 200, answer.text
+        yield {"client": client, "admin": admin_headers, "viewer": {"x-api-key": viewer_key}, "data": data,
+               "store": Store(root / "store"), "port": port}
 
 
 def _media(data) -> list:

@@ -22,6 +22,7 @@ from dmas.config import load_settings
 from dmas.train.config import TrainConfig
 from dmas.train.runner import train_run
 from dmas.vocabulary import HEADS
+from tests.served import served_app
 
 pytestmark = pytest.mark.slow
 N_ENTITIES = 1_200
@@ -70,10 +71,6 @@ with open(OUT_JSONL, "w") as out:
 @pytest.fixture(scope="module")
 def service(local_ray, tmp_path_factory, synthetic_store):
     """A run on 1,200 synthetic entities (a few with media), served with default limits on a loopback port."""
-    from ray import serve
-
-    from serve.app import build_app
-
     root = tmp_path_factory.mktemp("scoring-compat")
     store = synthetic_store(root, n_entities=N_ENTITIES, seed=13, events_per_entity=6, image_fraction=0.04,
                             audio_fraction=0.02, video_fraction=0.0)
@@ -82,13 +79,9 @@ def service(local_ray, tmp_path_factory, synthetic_store):
     settings = load_settings(store_uri=store.uri, serve={
         "host": "127.0.0.1", "port": port, "api_keys": [entry.model_dump()], "audit_log": str(root / "audit.jsonl")})
     run = train_run(store, settings, TrainConfig(epochs=2), use_ray=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="dmas", route_prefix="/")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}, timeout=120)
-    yield {"client": client, "url": f"http://127.0.0.1:{port}", "key": key, "run": run, "store": store,
-           "entities_csv": root / "synth" / "entities.csv", "root": root}
-    client.close()
-    serve.shutdown()
+    with served_app(settings, headers={"x-api-key": key}, timeout=120) as client:
+        yield {"client": client, "url": f"http://127.0.0.1:{port}", "key": key, "run": run, "store": store,
+               "entities_csv": root / "synth" / "entities.csv", "root": root}
 
 
 def _post(service, path: str, body: dict) -> httpx.Response:

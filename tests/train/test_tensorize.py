@@ -90,9 +90,10 @@ def test_pinned_versions_read_the_same_arrays_after_new_data(store, write):
 def test_hash_split_is_stable_when_entities_are_added(tmp_path, write):
     store = Store(tmp_path / "s")
     ids = [f"e{i:04d}" for i in range(400)]
-    ingest_table(store, "entities", write("e.csv", "entity_id,attributes\n" + "\n".join(f"{i},{{}}" for i in ids[:300]) + "\n"))
+    rows = [f"{entity},{{}}" for entity in ids]
+    ingest_table(store, "entities", write("e.csv", "entity_id,attributes\n" + "\n".join(rows[:300]) + "\n"))
     first = dict(zip(*(lambda t: (t.entity_ids, t.split))(_tensors(store))))
-    ingest_table(store, "entities", write("e2.csv", "entity_id,attributes\n" + "\n".join(f"{i},{{}}" for i in ids[300:]) + "\n"))
+    ingest_table(store, "entities", write("e2.csv", "entity_id,attributes\n" + "\n".join(rows[300:]) + "\n"))
     second = dict(zip(*(lambda t: (t.entity_ids, t.split))(_tensors(store))))
     assert all(second[entity] == split for entity, split in first.items())
     shares = np.bincount(list(second.values()), minlength=3) / 400
