@@ -118,7 +118,7 @@ def _run_ingest_manifest(args, settings: Settings) -> dict:
 
     with _progress(args, "files") as bar:
         return ingest_artifact_manifest(Store(settings.store_uri), args.manifest, strict=args.strict,
-                                        limits=settings.limits, on_rows=bar.update)
+                                        limits=settings.limits, on_rows=bar.update, ray=settings.ray)
 
 
 def _run_ingest_artifact(args, settings: Settings) -> dict:

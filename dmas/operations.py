@@ -39,7 +39,8 @@ def ingest_one_artifact(store: Store, settings: Settings, params: dict) -> dict:
 
 def ingest_manifest(store: Store, settings: Settings, params: dict) -> dict:
     """An uploaded manifest and the files it lists (staged beside it under their manifest paths)."""
-    return ingest_artifact_manifest(store, params["path"], strict=params.get("strict", False), limits=settings.limits)
+    return ingest_artifact_manifest(store, params["path"], strict=params.get("strict", False), limits=settings.limits,
+                                    ray=settings.ray)
 
 
 def extract_features(store: Store, settings: Settings, params: dict) -> dict:
@@ -77,7 +78,7 @@ def ingest_synthetic(store: Store, settings: Settings, data: SynthResult,
         say(f"ingest {kind}: {report['success_rows']}/{report['total_rows']} rows ok, "
             f"{report['inserted_rows']} inserted, {report['updated_rows']} updated, version {report['version']}")
         results[kind] = _counts(report)
-    report = ingest_artifact_manifest(store, data.artifacts_path, limits=settings.limits)
+    report = ingest_artifact_manifest(store, data.artifacts_path, limits=settings.limits, ray=settings.ray)
     say(f"ingest artifacts: {report['success_rows']}/{report['total_rows']} files ok, "
         f"{report['unique_blobs']} unique blobs stored once, version {report['version']}")
     results["artifacts"] = {**_counts(report), "unique_blobs": report["unique_blobs"]}
