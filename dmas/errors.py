@@ -36,6 +36,10 @@ class StoreError(DmasError):
     """The store cannot do what was asked (unknown table, missing version, conflicting commit)."""
 
 
+class ConflictError(StoreError):
+    """Concurrent writers kept winning the commit; nothing of this request was written (HTTP 409: send it again)."""
+
+
 class NotFoundError(StoreError):
     """A named thing (run, job) does not exist; HTTP answers 404."""
 

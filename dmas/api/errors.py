@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dmas.api.security import AuthenticationError, IdentityProviderUnavailableError, PermissionDeniedError
-from dmas.errors import DmasError, LimitExceededError, NotFoundError
+from dmas.errors import ConflictError, DmasError, LimitExceededError, NotFoundError
 from dmas.scoring.bundle import IntegrityError, UnknownEntitiesError
 
 
@@ -19,6 +19,8 @@ def error_body(exc: DmasError) -> dict:
         return {"status": 404, "detail": str(exc), "unknown_entity_ids": exc.missing}
     if isinstance(exc, NotFoundError):
         return {"status": 404, "detail": str(exc)}
+    if isinstance(exc, ConflictError):
+        return {"status": 409, "detail": str(exc)}
     if isinstance(exc, LimitExceededError):
         return {"status": 413, "detail": str(exc)}
     if isinstance(exc, IntegrityError):

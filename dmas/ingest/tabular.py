@@ -17,7 +17,7 @@ import pyarrow as pa
 from deltalake.exceptions import CommitFailedError
 
 from dmas.config import LimitSettings
-from dmas.errors import IngestError, RowError, StoreError
+from dmas.errors import ConflictError, IngestError, RowError, StoreError
 from dmas.ingest.duplicates import key_hashes, repeated_rows
 from dmas.ingest.hashing import file_sha256
 from dmas.ingest.prefetch import prefetched
@@ -52,8 +52,8 @@ def ingest_table(store: Store, kind: str, path: str | Path, *, strict: bool = Fa
             break
         except CommitFailedError as exc:  # another writer committed first: validate again against its version
             if attempt == COMMIT_ATTEMPTS:
-                raise StoreError(f"{file}: commit to '{kind}' kept conflicting with concurrent writers "
-                                 f"({attempt} attempts), nothing was written: {exc}") from exc
+                raise ConflictError(f"{file}: other writers kept committing to '{kind}' first ({attempt} "
+                                    "attempts); nothing was written, send the file again") from exc
             log.info("commit conflict on %s, attempt %d; retrying", kind, attempt)
     report.inserted_rows, report.updated_rows = result.inserted, result.updated
     report.version = result.version

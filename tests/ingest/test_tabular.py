@@ -301,3 +301,21 @@ def test_metadata_is_no_part_of_an_events_key(with_entities, write):
 def test_a_missing_file_is_named(store, tmp_path):
     with pytest.raises(UnreadableFileError, match="nothere.csv: cannot be read: no such file"):
         ingest_table(store, "entities", tmp_path / "nothere.csv")
+
+
+def test_a_writer_that_keeps_losing_the_commit_race_is_told_to_send_again_and_writes_nothing(store, write,
+                                                                                            monkeypatch):
+    """Each attempt commits against a table version another writer has already moved past."""
+    from dmas.api.errors import error_body
+    from dmas.errors import ConflictError
+
+    ingest_table(store, "entities", write("a.csv", "entity_id,attributes\na,{}\n"))
+    table = store.table("entities")
+    stale = table.delta()
+    ingest_table(store, "entities", write("b.csv", "entity_id,attributes\nb,{}\n"))
+    monkeypatch.setattr(table, "delta", lambda: stale)
+    with pytest.raises(ConflictError, match="c.csv.*send the file again") as raised:
+        ingest_table(store, "entities", write("c.csv", "entity_id,attributes\nc,{}\n"))
+    assert error_body(raised.value)["status"] == 409
+    monkeypatch.undo()
+    assert sorted(table.read()["entity_id"].to_pylist()) == ["a", "b"]
