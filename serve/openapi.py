@@ -80,6 +80,7 @@ def published(document: dict) -> dict:
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in document["paths"].items():
         for operation in operations.values():
+            _form_fields_not_nullable(operation, schemas)
             _publish_operation(operation, public=path in PUBLIC_OPERATIONS, names_something=_names_something(
                 path, operation))
     return document
@@ -102,6 +103,23 @@ def _publish_operation(operation: dict, *, public: bool, names_something: bool) 
         responses["202"] = {"description": "with `?async=true`: the job was queued",
                             "content": {"application/json": {"schema": _ref(JobStarted)}}}
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _form_fields_not_nullable(operation: dict, schemas: dict) -> None:
+    """A multipart field is sent or left out: none can carry JSON's null, so none is published as nullable.
+
+    FastAPI publishes `str | None = None` form fields as `anyOf: [string, null]`, and a client (or
+    a fuzzer) that believes it sends the text "null", which is then refused as the wrong value.
+    """
+    form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+    if form is None or "$ref" not in form["schema"]:
+        return
+    body = schemas[form["schema"]["$ref"].rsplit("/", 1)[1]]
+    for name, field in body.get("properties", {}).items():
+        branches = [branch for branch in field.get("anyOf", ()) if branch.get("type") != "null"]
+        if "anyOf" in field and len(branches) == 1:
+            field.pop("anyOf")
+            body["properties"][name] = {**branches[0], **field}
 
 
 def _names_something(path: str, operation: dict) -> bool:

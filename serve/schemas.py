@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from dmas.errors import ConfigError
 from dmas.explain.narrative import NarrativeMode
@@ -49,18 +49,13 @@ class QueryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str | None = Field(None, description="free text, e.g. 'top 5 most likely to churn'")
+    query: str | None = Field(None, min_length=1, pattern=r"\S", description="free text, e.g. 'top 5 most likely "
+                              "to churn'")
     run_id: str | None = None
     order_by: Literal["ranking_score", "probability", "regression"] = "ranking_score"
     descending: StrictBool = True
     limit: int = Field(10, gt=0, le=10_000)
     filter: QueryFilter | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> QueryRequest:
-        if self.query is not None and not self.query.strip():
-            raise ValueError("query must not be empty")
-        return self
 
 
 class PreloadRequest(BaseModel):
