@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -17,6 +15,7 @@ from dmas.ingest.artifacts import ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
 from dmas.synth import generate
+from tests.big_tables import write_entities_and_events
 
 
 def _start_ingest(store_path: Path, *args: str) -> subprocess.Popen:
@@ -63,11 +62,7 @@ def test_manifest_ingest_killed_midway_leaves_previous_version(tmp_path):
 @pytest.mark.parametrize("kill_after_s", [0.8, 1.6, 2.4])
 def test_table_ingest_killed_at_any_time_is_all_or_nothing(tmp_path, write, kill_after_s):
     n = 200_000
-    ids = np.array([f"e{i}" for i in range(500)])
-    pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
-    stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
-    pd.DataFrame({"entity_id": ids[np.arange(n) % 500], "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "event_type": "a", "event_value": np.arange(n) % 7}).to_csv(tmp_path / "events.csv", index=False)
+    write_entities_and_events(tmp_path, n)
     store = Store(tmp_path / "store")
     ingest_table(store, "entities", tmp_path / "entities.csv")
 
@@ -87,11 +82,7 @@ def _killed_mid_write(tmp_path: Path, write) -> tuple[Store, list[Path], pa.Tabl
     scenario runs again in a fresh store.
     """
     n = 600_000
-    ids = np.array([f"e{i}" for i in range(500)])
-    pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
-    stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
-    pd.DataFrame({"entity_id": ids[np.arange(n) % 500], "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "event_type": "a", "event_value": np.arange(n) % 7}).to_csv(tmp_path / "events.csv", index=False)
+    write_entities_and_events(tmp_path, n)
     first = write("first.csv", "entity_id,timestamp,event_type,event_value\ne1,2023-01-01T00:00:00Z,a,1\n")
     for attempt in range(3):
         root = tmp_path / f"store{attempt}"

@@ -9,8 +9,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -18,6 +16,7 @@ from deltalake import DeltaTable
 from dmas.cli import main
 from dmas.ingest.tabular import ingest_table
 from dmas.store import Store
+from tests.big_tables import write_entities_and_events
 
 DAY = 24 * 3600
 
@@ -115,11 +114,7 @@ def test_vacuum_refuses_a_negative_grace(tmp_path, capsys):
 @pytest.mark.slow
 def test_vacuum_while_another_process_writes_keeps_its_files(tmp_path):
     n = 2_000_000
-    ids = np.array([f"e{i}" for i in range(500)])
-    pd.DataFrame({"entity_id": ids, "attributes": "{}"}).to_csv(tmp_path / "entities.csv", index=False)
-    stamps = (pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"))
-    pd.DataFrame({"entity_id": ids[np.arange(n) % 500], "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "event_type": "a", "event_value": np.arange(n) % 7}).to_csv(tmp_path / "events.csv", index=False)
+    write_entities_and_events(tmp_path, n)
     store = Store(tmp_path / "store")
     ingest_table(store, "entities", tmp_path / "entities.csv")
     events = store.table("events")
