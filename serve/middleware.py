@@ -16,7 +16,6 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dmas.api.errors import error_body, error_headers
-from dmas.api.security import AuthenticationError, IdentityProviderUnavailableError
 from dmas.errors import DmasError
 from serve.context import ReplicaContext, current
 
@@ -41,7 +40,7 @@ class RequestScope:
         principal, unidentified = None, None
         try:
             principal = await context.identify(headers)
-        except (AuthenticationError, IdentityProviderUnavailableError) as exc:
+        except DmasError as exc:  # 401, 403 (a token whose roles map to none), 503 (the JWKS is down)
             unidentified = exc
         state = scope.setdefault("state", {})
         state.update(request_id=headers.get("x-request-id") or _serve_request_id() or uuid.uuid4().hex,

@@ -7,14 +7,11 @@ import json
 import logging
 import pickle
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import ValidationError
 
 from dmas.api.auth import ANONYMOUS, Authenticator, require_role
@@ -30,6 +27,7 @@ from dmas.api.security import (
 )
 from dmas.config import load_settings
 from dmas.errors import ConfigError
+from tests.jwks import JwksServer
 
 SECRET_ENV = "DMAS_TEST_JWT_SECRET"
 SECRET = "s3cret-shared-with-the-old-platform-0123456789"
@@ -203,44 +201,6 @@ def test_one_name_for_two_credentials_is_refused():
 
 
 # --- JWKS (RS256 / ES256) from a real loopback server --------------------------------------------
-
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 whose key set a test can change; counts the fetches."""
-
-    def __init__(self):
-        self.jwks = {"keys": []}
-        self.fetches = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.fetches += 1
-                body = json.dumps(server.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def publish(self, kid: str, private_key) -> None:
-        if isinstance(private_key, rsa.RSAPrivateKey):
-            jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True) | {"alg": "RS256"}
-        else:
-            jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True) | {"alg": "ES256"}
-        self.jwks["keys"].append(jwk | {"kid": kid, "use": "sig"})
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture
 def jwks_server():
