@@ -119,7 +119,11 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         predicted = client.call("POST", "/predict", {"entity_ids": ["ent_000001", "ent_000002"]})
         explained = client.call("POST", "/explain", {"entity_ids": ["ent_000001"]})
         top = client.call("POST", "/query", {"query": "top 3 most likely"})
-        upload = _upload_as_job(_JsonClient(client.base_url, admin_key), interactions_path)
+        admin = _JsonClient(client.base_url, admin_key)
+        upload = _upload_as_job(admin, interactions_path)
+        runs = client.call("GET", "/runs")
+        snapshot = client.call("GET", "/store/snapshot")
+        queues = client.call("GET", "/health/queues")["queues"]
     finally:
         serve.shutdown()
     first = predicted["predictions"][0]
@@ -131,6 +135,10 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         f"(read as {top['interpreted_as']})")
     say(f"serve: POST /ingest/interactions?async=true -> job {upload['job_id'][:8]}… {upload['status']}: "
         f"{upload['result']['unchanged_rows']} rows unchanged (idempotent), request id {upload['request_id'][:8]}…")
+    metrics = runs[0]["metrics"]
+    say(f"serve: GET /runs -> {len(runs)} run(s), the original keys reg_r2 {metrics['reg_r2']:.3f}, cls_f1 "
+        f"{metrics['cls_f1']:.3f}, rank_ndcg@10 {metrics['rank_ndcg@10']:.3f}; GET /store/snapshot -> {snapshot}")
+    say(f"serve: GET /health/queues -> ingest_table {queues['ingest_table']}")
     return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"],
             "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
 

@@ -270,6 +270,7 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert summary["serve"]["predicted"] == 2 and summary["serve"]["narrative"]
     assert summary["serve"]["upload_job"]["status"] == "succeeded"
     assert "ingest events:" in result.stderr and "forget" in result.stderr
+    assert "rank_ndcg@10" in result.stderr and "GET /health/queues" in result.stderr  # the original API's reads
 
 
 def test_jobs_ingest_script_works_as_plain_python(tmp_path):
