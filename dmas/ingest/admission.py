@@ -13,12 +13,12 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from dmas.config import LimitSettings
 from dmas.errors import DmasError, LimitExceededError, UnsafePathError
 from dmas.ingest.fields import shown
 from dmas.ingest.media_check import UnreadableMediaError, check_media
 from dmas.ingest.safe_paths import confined_path
 from dmas.ingest.sniff import CONTAINER_FORMATS, MediaKind, sniff_media
+from dmas.limits import LimitSettings
 from dmas.store.blobs import BlobStore, StagedBlob
 from dmas.store.location import StoreLocation
 

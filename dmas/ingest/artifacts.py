@@ -20,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dmas.config import LimitSettings, RaySettings
 from dmas.errors import IngestError, RowError, UnreadableFileError
 from dmas.ingest.admission import Admitter, ArtifactRejected
 from dmas.ingest.fields import (
@@ -35,6 +34,8 @@ from dmas.ingest.hashing import file_sha256
 from dmas.ingest.media_pipeline import ManifestChecker, MediaCheckSettings
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
+from dmas.limits import LimitSettings
+from dmas.runtime import RaySettings
 from dmas.store import Store
 from dmas.store.schemas import ARTIFACTS
 from dmas.vocabulary import ARTIFACT_TYPES

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from dmas.config import LimitSettings, RaySettings
 from dmas.ingest.admission import admit_files
+from dmas.limits import LimitSettings
+from dmas.runtime import RaySettings
 from dmas.task_plan import plan_tasks
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 from deltalake.exceptions import CommitFailedError
 
-from dmas.config import LimitSettings
 from dmas.errors import ConflictError, IngestError, RowError, StoreError
 from dmas.ingest.duplicates import key_hashes, repeated_rows
 from dmas.ingest.hashing import file_sha256
@@ -24,6 +23,7 @@ from dmas.ingest.prefetch import prefetched
 from dmas.ingest.readers import read_table_file
 from dmas.ingest.report import IngestReport
 from dmas.ingest.validators import LAYOUTS, TableLayout
+from dmas.limits import LimitSettings
 from dmas.store import Store
 from dmas.store.tables import CommitResult
 
