@@ -6,26 +6,26 @@ from dmas.api.security import AuthenticationError, IdentityProviderUnavailableEr
 from dmas.errors import ConflictError, DmasError, LimitExceededError, NotFoundError
 from dmas.scoring.bundle import IntegrityError, UnknownEntitiesError
 
+# the first entry the error is an instance of gives its status; any other dmas error is the client's: 400
+STATUS_BY_ERROR: tuple[tuple[type[DmasError], int], ...] = (
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (UnknownEntitiesError, 404),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (LimitExceededError, 413),
+    (IntegrityError, 500),
+    (IdentityProviderUnavailableError, 503),
+)
+
 
 def error_body(exc: DmasError) -> dict:
     """{"status": http status, "detail": message, ...} for a dmas error."""
-    if isinstance(exc, AuthenticationError):
-        return {"status": 401, "detail": str(exc)}
-    if isinstance(exc, PermissionDeniedError):
-        return {"status": 403, "detail": str(exc)}
-    if isinstance(exc, IdentityProviderUnavailableError):
-        return {"status": 503, "detail": str(exc)}
+    status = next((status for kind, status in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+    body = {"status": status, "detail": str(exc)}
     if isinstance(exc, UnknownEntitiesError):
-        return {"status": 404, "detail": str(exc), "unknown_entity_ids": exc.missing}
-    if isinstance(exc, NotFoundError):
-        return {"status": 404, "detail": str(exc)}
-    if isinstance(exc, ConflictError):
-        return {"status": 409, "detail": str(exc)}
-    if isinstance(exc, LimitExceededError):
-        return {"status": 413, "detail": str(exc)}
-    if isinstance(exc, IntegrityError):
-        return {"status": 500, "detail": str(exc)}
-    return {"status": 400, "detail": str(exc)}
+        body["unknown_entity_ids"] = exc.missing
+    return body
 
 
 def error_headers(exc: DmasError) -> dict[str, str]:
