@@ -184,22 +184,13 @@ def _train_config(args):
 def _run_train(args, settings: Settings) -> dict:
     from dmas.train.runner import train_run
 
-    return train_run(_store(settings), settings, _train_config(args), use_ray=_ray_ready(args, settings))
+    return train_run(_store(settings), settings, _train_config(args), use_ray=not args.no_ray)
 
 
 def _run_reproduce(args, settings: Settings) -> dict:
     from dmas.train.reproduce import reproduce
 
-    return reproduce(_store(settings), args.run_id, use_ray=_ray_ready(args, settings))
-
-
-def _ray_ready(args, settings: Settings) -> bool:
-    if args.no_ray:
-        return False
-    from dmas.runtime import ensure_ray
-
-    ensure_ray(settings.ray)
-    return True
+    return reproduce(_store(settings), args.run_id, use_ray=not args.no_ray, ray=settings.ray)
 
 
 def _run_runs(args, settings: Settings):

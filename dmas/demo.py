@@ -91,7 +91,7 @@ def _train_and_reproduce(store: Store, settings: Settings, say: Callable[[str], 
     for task, metric in (("regression", "r2"), ("classification", "auc_roc"), ("ranking", "spearman")):
         say(f"  test {task} {metric}: model {_fmt(test[task].get(metric))} vs attribute-only linear "
             f"{_fmt(linear[task].get(metric))}")
-    check = reproduce(store, run["run_id"])
+    check = reproduce(store, run["run_id"], ray=settings.ray)
     say(f"reproduce: model identical={check['identical_model']}, test predictions identical="
         f"{check['identical_test_predictions']}, differences={check['differences'] or 'none'}")
     return {"run_id": run["run_id"], "status": run["status"], "model_sha256": run["model_sha256"],

@@ -65,7 +65,7 @@ def predict(store: Store, settings: Settings, params: dict) -> dict:
 
 def reproduce_run(store: Store, settings: Settings, params: dict) -> dict:
     """Retrain `params["run_id"]` from the data it pinned and say whether the bytes match."""
-    return reproduce(store, params["run_id"])
+    return reproduce(store, params["run_id"], ray=settings.ray)
 
 
 def ingest_synthetic(store: Store, settings: Settings, data: SynthResult,

@@ -6,19 +6,21 @@ import hashlib
 import json
 import uuid
 
+from dmas.runtime import RaySettings, ensure_ray
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
 from dmas.train.config import TrainConfig
 from dmas.train.determinism import code_version, library_versions
 from dmas.train.loop import predict
-from dmas.train.runner import fit_as, load_model, predictions_sha256, trained_with
+from dmas.train.runner import TrainedWith, fit_as, load_model, predictions_sha256, trained_with
 from dmas.train.tensorize import DataManifest, tensorize
 
 
-def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
+def reproduce(store: Store, run_id: str, *, use_ray: bool = True, ray: RaySettings | None = None) -> dict:
     """Retrain `run_id` from the table and feature versions it pinned; compare weights and test predictions.
 
-    Small runs retrain in this process, as `train_run` does (the same bytes either way).
+    Small runs retrain in this process, as `train_run` does (the same bytes either way); only a run
+    that goes to Ray Train starts (or attaches to) Ray, with `ray`'s settings.
     """
     registry = RunRegistry(store)
     registry.require(run_id)
@@ -30,6 +32,8 @@ def reproduce(store: Store, run_id: str, *, use_ray: bool = True) -> dict:
 
     tensors = tensorize(store, manifest, config.tensorize, config.seed)
     how = trained_with(config, tensors, use_ray)
+    if how == TrainedWith.RAY_TRAIN:
+        ensure_ray(ray or RaySettings())
     fitted = fit_as(how, store.uri, manifest, config, tensors, registry.folder(".ray_train"),
                     f"reproduce-{run_id}-{uuid.uuid4().hex}")
     reproduced_sha = hashlib.sha256(fitted.weights).hexdigest()
