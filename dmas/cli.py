@@ -159,9 +159,11 @@ def _add_train(commands) -> None:
     sub.add_argument("--no-ray", action="store_true", help="train in this process (same loop, same bytes)")
     sub = _command(commands, "runs", "list training runs, or show one", _run_runs)
     sub.add_argument("run_id", nargs="?")
-    sub = _command(commands, "lineage", "table versions, feature version and source files a run used",
-                   _run_run_lineage)
-    sub.add_argument("run_id")
+    sub = _command(commands, "lineage", "table versions, feature version and source files a run used, and "
+                   "whether it needs retraining because an entity in its data was forgotten", _run_run_lineage)
+    sub.add_argument("run_id", nargs="?")
+    sub.add_argument("--forgotten", action="store_true",
+                     help="instead list every run whose data included an entity forgotten since")
 
 
 def _train_config(args):
@@ -202,9 +204,13 @@ def _run_runs(args, settings: Settings):
     return [record.to_dict() for record in registry.list()]
 
 
-def _run_run_lineage(args, settings: Settings) -> dict:
-    from dmas.train.lineage import run_lineage
+def _run_run_lineage(args, settings: Settings) -> dict | list:
+    from dmas.train.lineage import run_lineage, runs_needing_retraining
 
+    if args.forgotten == bool(args.run_id):
+        raise ConfigError("dmas lineage: give either RUN_ID or --forgotten (the runs that need retraining)")
+    if args.forgotten:
+        return runs_needing_retraining(_store(settings))
     return run_lineage(_store(settings), args.run_id)
 
 
