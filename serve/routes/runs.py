@@ -19,6 +19,9 @@ class RunLineage(BaseModel):
     run_id: str
     data_manifest: dict = Field(description="the table versions and feature version the run pinned")
     sources: dict[str, list[SourceFile]] = Field(description="per table, the files committed up to its version")
+    forgotten_entities: list[str] = Field(description="entities in the run's data that were forgotten since")
+    erasure_evidence: dict[str, str] = Field(description="per forgotten entity, how its presence was decided")
+    needs_retraining: bool = Field(description="the model still holds forgotten entities: retrain to honour erasure")
 
 
 class ReproduceReport(BaseModel):
