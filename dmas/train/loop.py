@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from dmas.model import FullModel, LossWeights, ModelConfig, multitask_loss
+from dmas.scoring.forward import score_arrays
 from dmas.train.config import TrainConfig
 from dmas.train.determinism import seed_everything
 from dmas.train.tensorize import EntityTensors
@@ -91,14 +92,7 @@ def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, 
     return total / len(rows)
 
 
-@torch.no_grad()
-def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray, batch_size: int = 256,
+def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray,
             outputs: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
-    """Model outputs (heads, optionally "embedding") for `rows`, in fixed batches of `rows` in order."""
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in outputs}
-    for start in range(0, len(rows), batch_size):
-        output = model(to_torch(tensors.rows(rows[start:start + batch_size])))
-        for key in parts:
-            parts[key].append(getattr(output, key).numpy())
-    return {key: np.concatenate(values) if values else np.zeros(0, np.float32) for key, values in parts.items()}
+    """Model outputs (heads, optionally "embedding") for `rows`, scored as every scoring path scores them."""
+    return score_arrays(model, tensors.rows(rows), outputs)
