@@ -15,7 +15,8 @@ from dmas.errors import StoreError
 from dmas.features.pipeline import extract_pending
 from dmas.ingest.artifacts import ingest_artifact, ingest_artifact_manifest
 from dmas.ingest.tabular import ingest_table
-from dmas.scoring.bundle import RunBundle
+from dmas.scoring.answers import predictions
+from dmas.scoring.scorer import Scorer
 from dmas.store import Store
 from dmas.synth import SynthResult, generate
 from dmas.train.config import TrainConfig
@@ -58,9 +59,10 @@ def train(store: Store, settings: Settings, params: dict) -> dict:
 
 
 def predict(store: Store, settings: Settings, params: dict) -> dict:
-    """The predictions of `params["entity_ids"]` by run `params["run_id"]`, from its served scores."""
-    bundle = RunBundle.load(store, params["run_id"])
-    return {"run_id": bundle.run_id, "predictions": bundle.predictions_for(params["entity_ids"])}
+    """The predictions of `params["entity_ids"]` by run `params["run_id"]`, on the tables as they are now."""
+    scored = Scorer(store).score(params["run_id"], params["entity_ids"])
+    return {"run_id": params["run_id"], "predictions": predictions(scored),
+            "unknown_entity_ids": scored.unknown_entity_ids, "store_versions": scored.store_versions}
 
 
 def reproduce_run(store: Store, settings: Settings, params: dict) -> dict:

@@ -7,13 +7,14 @@ they reach the replica's store, registry, job book, keys and deployment handles 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
 from dmas.api.audit_log import AuditLog
@@ -21,16 +22,20 @@ from dmas.api.auth import Authenticator, Principal, require_role
 from dmas.api.jobs import JobBook
 from dmas.api.run_choice import RunChoice
 from dmas.config import Settings
+from dmas.online import OnlineView, ViewDepth
+from dmas.scoring.scorer import Scorer
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ReplicaContext:
     settings: Settings
-    predictor: DeploymentHandle
-    explainer: DeploymentHandle
     store: Store = field(init=False)
+    view: OnlineView = field(init=False)
+    scorer: Scorer = field(init=False)
     registry: RunRegistry = field(init=False)
     jobs: JobBook = field(init=False)
     runs: RunChoice = field(init=False)
@@ -41,6 +46,12 @@ class ReplicaContext:
 
     def __post_init__(self):
         self.store = Store(self.settings.store_uri)
+        serve = self.settings.serve
+        self.view = OnlineView(self.store, ViewDepth(serve.view_max_events, serve.view_max_neighbors,
+                                                     serve.view_max_artifacts))
+        self.scorer = Scorer(self.store, self.view, serve.cached_runs)
+        self._stopping = threading.Event()
+        threading.Thread(target=self._follow_commits, name="dmas-view-refresh", daemon=True).start()
         self.registry = RunRegistry(self.store)
         self.jobs = JobBook(self.store)
         self.runs = RunChoice(self.registry, self.settings.serve.latest_run_refresh_s)
@@ -51,6 +62,17 @@ class ReplicaContext:
                                         tag_keys=("route", "status"))
         self.latency = metrics.Histogram("dmas_request_latency_ms", description="request latency",
                                          boundaries=[1, 5, 10, 25, 50, 100, 250, 1000], tag_keys=("route",))
+
+    def _follow_commits(self) -> None:
+        """Absorb new commits into the view every `serve.refresh_s` until the replica stops."""
+        while not self._stopping.wait(self.settings.serve.refresh_s):
+            try:
+                self.view.refresh()
+            except Exception:  # the view stays at its last versions (answers say which); the next poll retries
+                log.exception("online view refresh failed")
+
+    def close(self) -> None:
+        self._stopping.set()
 
     @property
     def settings_json(self) -> str:

@@ -10,32 +10,78 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from dmas.errors import ConfigError
 from dmas.explain.narrative import NarrativeMode
+from dmas.scoring.inline import InlineEntity
 from dmas.train.requests import train_config_from_request
 
 Narrative = Annotated[NarrativeMode, Field(description="the original stack's narrative modes; dmas has no language "
                                                        "model, so every mode is answered by the template narrative")]
 
 
-class PredictRequest(BaseModel):
+class ScoringRequest(BaseModel):
+    """Which entities to score, with which run, on which data (the present unless as_of / store_version)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    entity_ids: list[str] = Field(min_length=1, description="entities to score; duplicates are answered once")
+    entity_ids: list[str] = Field(default_factory=list, description="stored entities; duplicates are answered once, "
+                                  "unknown ones listed in unknown_entity_ids")
+    entities: list[InlineEntity] = Field(default_factory=list, description="entities given in full (attributes, "
+                                         "events, interactions with stored entities, stored blobs): scored as if "
+                                         "ingested, nothing is written")
     run_id: str | None = Field(None, description="a run; the latest completed run when omitted")
-    explanations: StrictBool = Field(False, description="explain the probability of each entity (slower)")
+    as_of: AwareDatetime | None = Field(None, description="score the past: nothing after this time is used")
+    store_version: dict[str, NonNegativeInt] | None = Field(None, description="table versions to read, as `dmas "
+                                                            "store snapshot` prints them (tables left out: latest)")
     narrative_mode: Narrative = "template"
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _something_to_score(cls, data: Any, handler) -> ScoringRequest:
+        """A body naming no entity is a 422 on `entity_ids`, reported beside any other problem of the body."""
+        nothing = isinstance(data, dict) and not data.get("entity_ids") and not data.get("entities")
+        problems = [{"type": PydanticCustomError("nothing_to_score", "give entity_ids (stored entities) or entities "
+                                                 "(inline), or both"), "loc": ("entity_ids",), "input": data}] \
+            if nothing else []
+        try:
+            request = handler(data)
+        except ValidationError as exc:
+            found = [{key: error[key] for key in ("type", "loc", "input", "ctx") if key in error}
+                     for error in exc.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, [*found, *problems]) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return request
 
-class ExplainRequest(BaseModel):
+
+class PredictRequest(ScoringRequest):
+    explanations: StrictBool = Field(False, description="explain the probability of each entity (slower)")
+
+
+class ExplainRequest(ScoringRequest):
+    target: Literal["probability", "regression", "ranking_score"] = "probability"
+
+
+class VerifyRequest(BaseModel):
+    """POST /verify: a receipt from /predict, /explain or `dmas score`; an inline entity's receipt with the entity."""
+
     model_config = ConfigDict(extra="forbid")
 
-    entity_ids: list[str] = Field(min_length=1)
-    run_id: str | None = None
-    target: Literal["probability", "regression", "ranking_score"] = "probability"
-    narrative_mode: Narrative = "template"
+    receipt: dict[str, Any]
+    entity: InlineEntity | None = None
 
 
 class QueryFilter(BaseModel):

@@ -99,13 +99,17 @@ class ServeSettings(BaseModel):
     max_upload_request_bytes: int = Field(1024**3, gt=0, description="largest multipart upload request, all "
                                           "files together (each file is also held to limits.max_upload_bytes)")
     audit_log: str = Field("dmas_audit/serve.jsonl", description="append-only JSON lines, local path")
-    predictor_replicas: int = Field(1, gt=0)
-    explainer_replicas: int = Field(1, gt=0)
+    api_replicas: int = Field(1, gt=0, description="ingress replicas; each scores in its own process from its own "
+                              "online view of the shared store (no second hop: measured ~9 ms per request here)")
     max_ongoing_requests: int = Field(32, gt=0)
-    batch_max_size: int = Field(16, gt=0, description="@serve.batch: requests answered together")
-    # measured (tests/bench/bench_serve.py): 5 ms -> 1 ms took sequential p50 from 18 to 13.5 ms with the
-    # same 8-client throughput (~130 entities/s); lookups are cheap, so waiting longer buys nothing
-    batch_wait_s: float = Field(0.001, ge=0, description="@serve.batch: longest wait to fill a batch")
+    refresh_s: float = Field(1.0, gt=0, description="how often a replica's online view absorbs new commits: a "
+                             "commit is visible to /predict within about this long")
+    view_max_events: int = Field(64, gt=1, description="events kept per entity in the online view; a run needing "
+                                 "more (tensorize.max_events + 1) is scored from the tables, more slowly")
+    view_max_neighbors: int = Field(16, gt=0, description="interactions kept per entity in the online view")
+    view_max_artifacts: int = Field(8, gt=0, description="artifacts kept per entity in the online view")
+    max_query_scan: int = Field(10_000, gt=0, description="/query scores every entity on the fly up to this many "
+                                "stored entities; past it, /query needs a `dmas score` of the run")
     cached_runs: int = Field(4, gt=0, description="runs kept loaded per replica")
     body_idle_timeout_s: float = Field(30.0, gt=0, description="a request whose body stops arriving for this "
                                        "long (it declared more bytes than it sends) is answered 400")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dmas.api.security import AuthenticationError, IdentityProviderUnavailableError, PermissionDeniedError
 from dmas.errors import ConflictError, DmasError, LimitExceededError, NotFoundError
-from dmas.scoring.bundle import IntegrityError, UnknownEntitiesError
+from dmas.scoring.scorer import IntegrityError, UnknownEntitiesError
 
 # the first entry the error is an instance of gives its status; any other dmas error is the client's: 400
 STATUS_BY_ERROR: tuple[tuple[type[DmasError], int], ...] = (

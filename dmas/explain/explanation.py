@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from dmas.explain.integrated_gradients import EVENT_TIMES, attribute
-from dmas.model import BATCH_SPEC, FullModel
 from dmas.inputs.encode import ARTIFACT_TYPE_INDEX
+from dmas.model import BATCH_SPEC, FullModel
 
 ARTIFACT_TYPE_NAMES = {index: name for name, index in ARTIFACT_TYPE_INDEX.items()}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -65,6 +65,7 @@ class EncodedInputs:
     arrays: dict[str, np.ndarray]  # first axis N
     event_keys: np.ndarray  # int64 [N, L]: microsecond timestamps of the events in each slot
     artifact_sha256: np.ndarray  # object [N, M]: the blob filling each artifact slot ("" for padding)
+    artifact_ids: np.ndarray  # object [N, M]: the artifact row filling each slot ("" for padding)
     encoding: InputEncoding
     unseen: list[dict[str, list[str]]] = field(default_factory=list)  # per entity: values the run never saw
 
@@ -83,14 +84,14 @@ def fit_encoding(rows: EntityRows, reference_us: int, limits: InputLimits, train
     return _encode(rows, reference_us, limits, names, vocabularies, {}, train, parsed)
 
 
-def encode(rows: EntityRows, reference_us: int, encoding: InputEncoding) -> EncodedInputs:
-    """Encode the rows' entities with a run's recorded encoding."""
+def encode(rows: EntityRows, reference_us: int | np.ndarray, encoding: InputEncoding) -> EncodedInputs:
+    """Encode the rows' entities with a run's recorded encoding (`reference_us`: one time, or one per entity)."""
     return _encode(rows, reference_us, encoding.limits, encoding.attribute_names,
                    (encoding.event_types, encoding.interaction_types), encoding.normalisation, None, None,
                    encoding.artifact_dims)
 
 
-def _encode(rows: EntityRows, reference_us: int, limits: InputLimits, names: tuple[str, ...],
+def _encode(rows: EntityRows, reference_us: int | np.ndarray, limits: InputLimits, names: tuple[str, ...],
             vocabularies: tuple[tuple[str, ...], tuple[str, ...]], stats: dict, train: np.ndarray | None,
             parsed: pa.Table | None, artifact_dims: dict[int, int] | None = None) -> EncodedInputs:
     """The one implementation behind both: `train` given means "fit the statistics into `stats`"."""
@@ -107,11 +108,12 @@ def _encode(rows: EntityRows, reference_us: int, limits: InputLimits, names: tup
     event_arrays, event_keys = _events(rows, vocabularies[0], limits.max_events, reference_us, train, stats, unseen)
     arrays.update(event_arrays)
     arrays.update(_neighbors(rows, neighbours, vocabularies[1], limits.max_neighbors, train, stats, unseen))
-    artifact_arrays, dims, artifact_sha = _artifacts(rows, limits.max_artifacts, train, stats, artifact_dims, unseen)
+    artifact_arrays, dims, artifact_sha, artifact_ids = _artifacts(rows, limits.max_artifacts, train, stats,
+                                                                   artifact_dims, unseen)
     arrays.update(artifact_arrays)
     arrays.update(targets)
     encoding = InputEncoding(limits, names, vocabularies[0], vocabularies[1], dims, stats)
-    return EncodedInputs(arrays, event_keys, artifact_sha, encoding, unseen)
+    return EncodedInputs(arrays, event_keys, artifact_sha, artifact_ids, encoding, unseen)
 
 
 def _parse_attribute_objects(column: pa.Array) -> pa.Table:
@@ -232,8 +234,8 @@ def _last_per_entity(index: np.ndarray, sort_keys: list[np.ndarray], limit: int)
     return order[keep], (position - first_kept)[keep]
 
 
-def _events(rows: EntityRows, vocabulary: tuple[str, ...], limit: int, reference_us: int, train: np.ndarray | None,
-            stats: dict, unseen: list[dict]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _events(rows: EntityRows, vocabulary: tuple[str, ...], limit: int, reference_us: int | np.ndarray,
+            train: np.ndarray | None, stats: dict, unseen: list[dict]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     n, events = len(rows), rows.events
     codes = _codes(events["event_type"], vocabulary)
     index = events["owner"].to_numpy()
@@ -266,7 +268,8 @@ def _events(rows: EntityRows, vocabulary: tuple[str, ...], limit: int, reference
     out["event_type"][target] = codes[kept]
     out["event_value"][target] = values[kept]
     out["event_dt_prev"][target] = np.log1p(np.maximum(previous[kept], 0) / _MICROS)
-    out["event_age"][target] = np.log1p(np.maximum(reference_us - times[kept], 0) / _MICROS)
+    reference = np.broadcast_to(np.asarray(reference_us, np.int64), (n,))  # "age": time to the reference
+    out["event_age"][target] = np.log1p(np.maximum(reference[index[kept]] - times[kept], 0) / _MICROS)
     out["event_mask"][target] = True
     keys[target] = times[kept]
     return out, keys
@@ -305,7 +308,8 @@ def _neighbors(rows: EntityRows, neighbours: np.ndarray, vocabulary: tuple[str, 
 
 
 def _artifacts(rows: EntityRows, limit: int, train: np.ndarray | None, stats: dict,
-               known_dims: dict[int, int] | None, unseen: list[dict]) -> tuple[dict, dict[int, int], np.ndarray]:
+               known_dims: dict[int, int] | None, unseen: list[dict]) -> tuple[dict, dict[int, int], np.ndarray,
+                                                                                np.ndarray]:
     """Each entity's most recent artifacts that have features; vectors standardised per artifact type."""
     n = len(rows)
     matrices = _feature_matrices(rows.features)
@@ -335,6 +339,8 @@ def _artifacts(rows: EntityRows, limit: int, train: np.ndarray | None, stats: di
         "artifact_mask": np.zeros((n, limit), bool),
     }
     sha_slots = np.full((n, limit), "", dtype=object)
+    id_slots = np.full((n, limit), "", dtype=object)
+    artifact_ids = owned["artifact_id"].combine_chunks()
     for kind, (kind_shas, matrix) in matrices.items():
         chosen = kept[kinds[kept] == kind]
         slot = slots[kinds[kept] == kind]
@@ -345,7 +351,8 @@ def _artifacts(rows: EntityRows, limit: int, train: np.ndarray | None, stats: di
         out["artifact_type"][index[chosen], slot] = kind
         out["artifact_mask"][index[chosen], slot] = True
         sha_slots[index[chosen], slot] = shas.take(pa.array(chosen)).to_numpy(zero_copy_only=False)
-    return out, dict(sorted(dims.items())), sha_slots
+        id_slots[index[chosen], slot] = artifact_ids.take(pa.array(chosen)).to_numpy(zero_copy_only=False)
+    return out, dict(sorted(dims.items())), sha_slots, id_slots
 
 
 def _feature_matrices(features: pa.Table) -> dict[int, tuple[pa.Array, np.ndarray]]:

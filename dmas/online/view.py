@@ -385,7 +385,8 @@ class OnlineView:
         return [entity for entity in entity_ids if entity in self._slot]
 
     def rows_for(self, entity_ids: list[str], feature_version: str) -> tuple[EntityRows, list[str], dict, int]:
-        """`EntityRows` of the known ids (in order, each once), the unknown ids, the versions read, the reference time."""
+        """`EntityRows` of the known ids (in order, each once), the unknown ids, the versions read and the
+        reference time (the latest time in the store: what event ages are measured to)."""
         with self._lock:
             unique = list(dict.fromkeys(entity_ids))
             slots = [self._slot[entity] for entity in unique if entity in self._slot]
@@ -436,6 +437,22 @@ class OnlineView:
                           else pa.array([], pa.string()),
                           self._lk_value[slots][mask][alive], self._lk_time[slots][mask][alive]], schema=LINK_SCHEMA)
         return links, pa.array([self._attributes[slot] for slot in neighbour_slots], pa.string())
+
+    def entity_ids(self) -> list[str]:
+        """Every entity the view holds, sorted."""
+        with self._lock:
+            return sorted(self._slot)
+
+    def attributes_of(self, entity_ids: set[str]) -> dict[str, str]:
+        """Attribute JSON of the stored ones among `entity_ids` (inline entities' neighbours)."""
+        with self._lock:
+            return {entity: self._attributes[self._slot[entity]] for entity in entity_ids if entity in self._slot}
+
+    def features_of(self, digests: set[str], feature_version: str) -> dict[str, tuple[str, np.ndarray]]:
+        """(artifact type, vector) of the blobs among `digests` that have features of `feature_version`."""
+        with self._lock:
+            return {digest: self._features[(digest, feature_version)] for digest in digests
+                    if (digest, feature_version) in self._features}
 
     def __len__(self) -> int:
         return len(self._slot)

@@ -1,1 +1,1 @@
-"""Scoring a trained run: its verified bundle and explanations for single entities."""
+"""Scoring with a trained run: live and inline inputs, fixed-shape forward passes, receipts and their check."""

@@ -62,8 +62,8 @@ RUNS = TableSpec(
 )
 RUN_FILES = ("model.safetensors", "config.json", "metrics.json", "data_manifest.json", "model_sha256.txt",
              "training_log.jsonl")
-# what serving looks up instead of reading the tables: every entity's inputs and scores at the pinned snapshot
-SERVING_FILES = ("inputs.safetensors", "entities.arrow", "predictions.arrow")
+# every entity's scores at the pinned snapshot as training computed them (live scoring must reproduce them)
+SERVING_FILES = ("predictions.arrow",)
 LEASE_RENEW_EVERY_S = 1.0
 LEASE_TTL_S = 5.0  # a lease not renewed for this long (five missed renewals) belongs to a dead process
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from safetensors.numpy import save as save_numpy
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -227,7 +226,7 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
         "model_sha256.txt": (model_sha256 + "\n").encode(),
         "training_log.jsonl": "".join(json.dumps(entry, sort_keys=True) + "\n"
                                       for entry in fitted.training_log).encode(),
-        **serving_files(model, tensors),
+        **training_predictions(model, tensors),
     })
     status = RunStatus.REJECTED if violations else RunStatus.COMPLETED
     registry.set_status(run_id, status, model_sha256=model_sha256,
@@ -239,27 +238,16 @@ def _evaluate_and_publish(registry: RunRegistry, run_id: str, tensors: EntityTen
             "trained_with": how, "reused": False}
 
 
-def serving_files(model: FullModel, tensors: EntityTensors) -> dict[str, bytes]:
-    """Every entity's inputs and its scores, computed once per run so serving never scans the tables."""
-    everyone = np.arange(len(tensors.entity_ids))
-    scores = predict(model, tensors, everyone, outputs=(*HEADS, "embedding"))
-    entities = pa.table({
-        "entity_id": pa.array(tensors.entity_ids.tolist(), pa.string()),
-        "split": pa.array(tensors.split, pa.int8()),
-        "event_keys": pa.array(list(tensors.event_keys), pa.list_(pa.int64())),
-        "artifact_sha256": pa.array([list(row) for row in tensors.artifact_sha256], pa.list_(pa.string())),
-    })
+def training_predictions(model: FullModel, tensors: EntityTensors) -> dict[str, bytes]:
+    """Every entity's scores at the pinned snapshot, as training computed them: the record that live
+    scoring at these versions must reproduce byte for byte (tests/scoring compare them)."""
+    scores = predict(model, tensors, np.arange(len(tensors.entity_ids)), outputs=(*HEADS, "embedding"))
     predictions = pa.table({
         "entity_id": pa.array(tensors.entity_ids.tolist(), pa.string()),
         **{head: pa.array(scores[head], pa.float32()) for head in HEADS},
         "embedding": pa.array(list(scores["embedding"]), pa.list_(pa.float32())),
     })
-    return {
-        "inputs.safetensors": save_numpy({key: np.ascontiguousarray(value) for key, value in
-                                          sorted(tensors.arrays.items())}),
-        "entities.arrow": _arrow_file_bytes(entities),
-        "predictions.arrow": _arrow_file_bytes(predictions),
-    }
+    return {"predictions.arrow": _arrow_file_bytes(predictions)}
 
 
 def _arrow_file_bytes(table: pa.Table) -> bytes:

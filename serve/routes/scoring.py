@@ -1,66 +1,96 @@
-"""Predictions, explanations and queries over a trained run (the Predictor and Explainer deployments).
+"""Predictions, explanations, queries and receipts, scored in this replica from the store as it is now.
 
 Answers carry the original stack's keys beside dmas' own: a template narrative on every
 prediction (at its top level, where the old UI reads it, also when explained), the old explanation
 keys inside `explanation`, and /query's reading of the request as text (`interpreted_as`) with the
-structured form in `interpretation`.
+structured form in `interpretation`. Each prediction carries its receipt; POST /verify checks one.
 """
 
-
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
 from dmas.api.query import Ordering, interpret, mentioned
+from dmas.errors import ConflictError
 from dmas.explain.narrative import narrative_fields, narrative_note
+from dmas.scoring.answers import explanations, predictions
+from dmas.scoring.receipts import verify as verify_receipt
+from dmas.vocabulary import HEADS
 from serve.context import ReplicaContext, Viewer, current
-from serve.schemas import ExplainRequest, PredictRequest, QueryRequest
+from serve.schemas import ExplainRequest, PredictRequest, QueryRequest, ScoringRequest, VerifyRequest
 
 router = APIRouter(tags=["scoring"])
+_INLINE_WORK = 64  # entities scored on the event loop; a larger request goes to a worker thread
 
 
-def _limit(context: ReplicaContext, request: Request, entity_ids: list[str], explained: bool) -> None:
-    """413 past the setting's cap (explanations cost far more than lookups, so they have their own)."""
-    request.state.entity_count = len(entity_ids)
+def _limit(context: ReplicaContext, request: Request, count: int, explained: bool) -> None:
+    """413 past the setting's cap (explanations cost far more than predictions, so they have their own)."""
+    request.state.entity_count = count
     setting = "max_explanations_per_request" if explained else "max_entities_per_request"
     limit = getattr(context.settings.serve, setting)
-    if len(entity_ids) > limit:
+    if count > limit:
         what = "explained entities" if explained else "entity ids"
-        raise HTTPException(413, f"{len(entity_ids)} {what} is over the limit of {limit} per request: send them in "
-                                 f"pages of at most {limit} ids (an entity's answer does not depend on the others "
-                                 f"in its request, so the pages add up to the same answers), or raise "
+        raise HTTPException(413, f"{count} {what} is over the limit of {limit} per request: send them in "
+                                 f"pages of at most {limit} ids (or inline entities; an entity's answer does not "
+                                 f"depend on the others in its request, so the pages add up to the same answers), "
+                                 f"or raise "
                                  f"serve.{setting} (env DMAS_SERVE__{setting.upper()})")
 
 
-async def _predicted(context: ReplicaContext, run_id: str, entity_ids: list[str],
-                     explain_target: str | None) -> list[dict]:
-    """The run's predictions for the ids; with `explain_target`, each explained, its narrative on top."""
-    predictions = await context.predictor.predict.remote(run_id, entity_ids)
-    if explain_target is None:
-        return predictions
-    explained = await context.explainer.explain.remote(run_id, entity_ids, explain_target)
-    return [{**prediction, **narrative_fields(explanation["narrative"]), "explanation": explanation}
-            for prediction, explanation in zip(predictions, explained)]
+def _scored_answer(context: ReplicaContext, run_id: str, body: ScoringRequest, explain_target: str | None) -> dict:
+    scored = context.scorer.score(run_id, body.entity_ids, body.entities, as_of=body.as_of,
+                                  store_version=body.store_version)
+    answers = predictions(scored)
+    if explain_target is not None:
+        explained = explanations(scored, explain_target, answers)
+        answers = [{**answer, **narrative_fields(explanation["narrative"]), "explanation": explanation}
+                   for answer, explanation in zip(answers, explained)]
+    note = narrative_note(body.narrative_mode)
+    return {"run_id": run_id, "predictions": answers, "unknown_entity_ids": scored.unknown_entity_ids,
+            "store_versions": scored.store_versions, "as_of": body.as_of.isoformat() if body.as_of else None,
+            **({"narrative_note": note} if note else {})}
 
 
-def _answer(run_id: str, predictions: list[dict], narrative_mode: str) -> dict:
-    note = narrative_note(narrative_mode)
-    return {"run_id": run_id, "predictions": predictions, **({"narrative_note": note} if note else {})}
+async def _answer(request: Request, body: ScoringRequest, explain_target: str | None) -> dict:
+    context = current()
+    count = len(body.entity_ids) + len(body.entities)
+    _limit(context, request, count, explain_target is not None)
+    run_id = request.state.run_id = context.runs.run_id(body.run_id)
+    if count <= _INLINE_WORK and explain_target is None:  # ~3 ms: cheaper than a thread hop
+        return _scored_answer(context, run_id, body, None)
+    return await run_in_threadpool(_scored_answer, context, run_id, body, explain_target)
 
 
 @router.post("/predict")
 async def predict(body: PredictRequest, request: Request, key: Viewer) -> dict:
-    context = current()
-    _limit(context, request, body.entity_ids, body.explanations)
-    run_id = request.state.run_id = context.runs.run_id(body.run_id)
-    target = "probability" if body.explanations else None
-    return _answer(run_id, await _predicted(context, run_id, body.entity_ids, target), body.narrative_mode)
+    return await _answer(request, body, "probability" if body.explanations else None)
 
 
 @router.post("/explain")
 async def explain(body: ExplainRequest, request: Request, key: Viewer) -> dict:
-    context = current()
-    _limit(context, request, body.entity_ids, explained=True)
-    run_id = request.state.run_id = context.runs.run_id(body.run_id)
-    return _answer(run_id, await _predicted(context, run_id, body.entity_ids, body.target), body.narrative_mode)
+    return await _answer(request, body, body.target)
+
+
+@router.post("/verify")
+async def verify(body: VerifyRequest, key: Viewer) -> dict:
+    """Rebuild a receipt's inputs from the store at its versions, re-run the model, say what (if anything) differs."""
+    return await run_in_threadpool(verify_receipt, current().store, body.receipt, body.entity)
+
+
+def _ranked(context: ReplicaContext, run_id: str, ordering: Ordering, among: list[str]) -> tuple[list[dict], str]:
+    """The top entities by a head, scored now (ties by entity_id), and where the scores came from."""
+    entity_ids = among or context.view.entity_ids()
+    limit = context.settings.serve.max_query_scan
+    if len(entity_ids) > limit:
+        raise ConflictError(f"/query would score {len(entity_ids)} entities on the fly, over serve.max_query_scan="
+                            f"{limit}: run `dmas score --run-id {run_id}` (a batch job) and query again, or "
+                            "filter by entity_ids")
+    if ordering.order_by not in HEADS:
+        raise HTTPException(422, f"order_by must be one of {', '.join(HEADS)}")
+    answers = predictions(context.scorer.score(run_id, entity_ids), with_embedding=False)
+    sign = -1 if ordering.descending else 1
+    answers.sort(key=lambda answer: answer["entity_id"])
+    answers.sort(key=lambda answer: sign * answer[ordering.order_by])
+    return answers[:ordering.limit], f"scored now ({len(entity_ids)} entities)"
 
 
 @router.post("/query")
@@ -69,15 +99,13 @@ async def query(body: QueryRequest, request: Request, key: Viewer) -> dict:
     run_id = request.state.run_id = context.runs.run_id(body.run_id)
     among = body.filter.entity_ids if body.filter else []
     if body.query is not None:
-        known = await context.predictor.known.remote(run_id, mentioned(body.query))
-        ordering = interpret(body.query, body.limit, set(known))
+        ordering = interpret(body.query, body.limit, set(context.view.known(mentioned(body.query))))
     else:
         ordering = Ordering(body.order_by, body.descending, body.limit)
     if ordering.entity_ids:
-        predictions = await _predicted(context, run_id, list(ordering.entity_ids), None)
-        results = [{name: value for name, value in row.items() if name != "embedding"} for row in predictions]
+        scored = await run_in_threadpool(context.scorer.score, run_id, list(ordering.entity_ids))
+        results, source = predictions(scored, with_embedding=False), "scored now"
     else:
-        results = await context.predictor.query.remote(run_id, ordering.order_by, ordering.descending,
-                                                       ordering.limit, among)
+        results, source = await run_in_threadpool(_ranked, context, run_id, ordering, among)
     return {"run_id": run_id, "query": body.query, "interpreted_as": ordering.describe(len(among)),
-            "interpretation": ordering.to_dict(), "llm_used": False, "results": results}
+            "interpretation": ordering.to_dict(), "llm_used": False, "scores_from": source, "results": results}

@@ -50,7 +50,9 @@ def test_predict_answers_in_the_original_shape_from_the_latest_run(service):
     assert [p["entity_id"] for p in body["predictions"]] == ["ent_000003", "ent_000001"]
     first = body["predictions"][0]
     assert set(first) == {"entity_id", "regression", "probability", "ranking_score", "embedding", "narrative",
-                          "narrative_template", "narrative_source"}
+                          "narrative_template", "narrative_source", "receipt"}
+    assert body["unknown_entity_ids"] == [] and set(body["store_versions"]) == {
+        "artifacts", "entities", "events", "features", "interactions"}
     assert 0 <= first["probability"] <= 1 and len(first["embedding"]) == 64
 
 
@@ -65,7 +67,9 @@ def test_duplicates_are_answered_once_and_unknown_ids_are_listed(service):
     duplicated = _post(service, "/predict", {"entity_ids": ["ent_000001", "ent_000001"]})
     assert duplicated.status_code == 200 and len(duplicated.json()["predictions"]) == 1
     unknown = _post(service, "/predict", {"entity_ids": ["ent_000001", "nobody", "ghost"]})
-    assert unknown.status_code == 404 and unknown.json()["unknown_entity_ids"] == ["nobody", "ghost"]
+    assert unknown.status_code == 200 and unknown.json()["unknown_entity_ids"] == ["nobody", "ghost"]
+    none_known = _post(service, "/predict", {"entity_ids": ["nobody"]})
+    assert none_known.status_code == 404 and none_known.json()["unknown_entity_ids"] == ["nobody"]
 
 
 def test_unknown_run_is_404(service):

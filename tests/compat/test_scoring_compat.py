@@ -190,8 +190,17 @@ def test_booleans_are_strict(service, path, body, field):
     assert field in {problem["field"] for problem in response.json()["problems"]}
 
 
-def test_unknown_ids_are_listed(service):
-    response = _post(service, "/predict", {"entity_ids": ["ent_000001", "ghost"]})
+def test_known_ids_are_answered_and_unknown_ones_listed(service):
+    """The original stack skipped unknown ids; dmas answers the known ones and names the rest."""
+    response = _post(service, "/predict", {"entity_ids": ["ghost", "ent_000001", "ghost2"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [p["entity_id"] for p in body["predictions"]] == ["ent_000001"]
+    assert body["unknown_entity_ids"] == ["ghost", "ghost2"]
+
+
+def test_only_unknown_ids_is_a_404_naming_them(service):
+    response = _post(service, "/predict", {"entity_ids": ["ghost"]})
     assert response.status_code == 404 and response.json()["unknown_entity_ids"] == ["ghost"]
 
 
