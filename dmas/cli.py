@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest(commands)
     _add_features(commands)
     _add_train(commands)
+    _add_score(commands)
     _add_serve(commands)
     _add_store(commands)
     _add_forget(commands)
@@ -212,6 +213,77 @@ def _run_run_lineage(args, settings: Settings) -> dict | list:
     if args.forgotten:
         return runs_needing_retraining(_store(settings))
     return run_lineage(_store(settings), args.run_id)
+
+
+def _add_score(commands) -> None:
+    sub = _command(commands, "score", "score every entity (or some) with a run on Ray Data and commit the rows to "
+                   "the `scores` table in one commit", _run_score)
+    sub.add_argument("--run-id", help="the run (default: the latest completed run)")
+    chosen = sub.add_mutually_exclusive_group()
+    chosen.add_argument("--entity-ids", help="comma-separated entity ids (default: every entity)")
+    chosen.add_argument("--entities-file", help="a file of entity ids, one a line")
+    chosen.add_argument("--changed-since-version", metavar="JSON",
+                        help='only entities whose rows changed since these table versions, e.g. the store_versions '
+                             'of an earlier dmas score: \'{"entities": 3, "events": 5, "interactions": 2, '
+                             '"artifacts": 4}\'')
+    sub.add_argument("--workers", type=int, help="Ray Data scoring actors (default: one per CPU)")
+    sub.add_argument("--batch-size", type=int, default=256, help="entities per batch (default 256; the scores "
+                     "do not depend on it)")
+    sub.add_argument("--no-ray", action="store_true", help="score in this process (same rows, same bytes)")
+    sub = _command(commands, "verify", "re-derive a receipt's score from the store (a prediction's receipt or a "
+                   "`scores` row) and say what differs", _run_verify)
+    sub.add_argument("receipt", help="JSON file holding the receipt (or a scores row), - for stdin")
+    sub.add_argument("--entity", help="JSON file of the inline entity an inline receipt was scored from")
+
+
+def _run_score(args, settings: Settings) -> dict:
+    from dmas.scoring.batch import score_batch
+
+    entity_ids = None
+    if args.entity_ids is not None:
+        entity_ids = [entity for entity in (part.strip() for part in args.entity_ids.split(",")) if entity]
+    elif args.entities_file is not None:
+        try:
+            with open(args.entities_file) as handle:
+                entity_ids = [line.strip() for line in handle if line.strip()]
+        except OSError as exc:
+            raise ConfigError(f"--entities-file: {exc}") from None
+    changed_since = None
+    if args.changed_since_version is not None:
+        try:
+            changed_since = json.loads(args.changed_since_version)
+            if not isinstance(changed_since, dict) or not all(isinstance(v, int) for v in changed_since.values()):
+                raise ValueError("expected a JSON object of table name to version")
+        except ValueError as exc:
+            raise ConfigError(f"--changed-since-version: {exc}") from None
+    result = score_batch(_store(settings), args.run_id, entity_ids=entity_ids, changed_since=changed_since,
+                         workers=args.workers, batch_size=args.batch_size, use_ray=not args.no_ray,
+                         ray=settings.ray, progress=not args.quiet)
+    if not args.quiet:
+        print(f"dmas score: {result['rows']} entities scored with run {result['run_id']} at "
+              f"{result['entities_per_s']:.0f}/s; scores table version {result['scores_version']}",
+              file=sys.stderr, flush=True)
+    return result
+
+
+def _run_verify(args, settings: Settings) -> dict:
+    from dmas.scoring.batch import scores_receipt
+    from dmas.scoring.inline import InlineEntity
+    from dmas.scoring.receipts import verify
+
+    try:
+        text = sys.stdin.read() if args.receipt == "-" else open(args.receipt).read()
+        receipt = json.loads(text)
+        entity = InlineEntity.model_validate(json.loads(open(args.entity).read())) if args.entity else None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"dmas verify: cannot read the receipt or entity: {exc}") from None
+    if isinstance(receipt, dict) and "receipt" in receipt:  # a whole prediction
+        receipt = receipt["receipt"]
+    if isinstance(receipt, dict) and "source" not in receipt and "code_version" in receipt:  # a scores row
+        receipt = scores_receipt(receipt)
+    if not isinstance(receipt, dict):
+        raise ConfigError("dmas verify: the receipt must be a JSON object")
+    return verify(_store(settings), receipt, entity)
 
 
 def _add_serve(commands) -> None:

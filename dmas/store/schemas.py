@@ -113,3 +113,28 @@ FEATURES = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec for spec in (ENTITIES, EVENTS, INTERACTIONS, ARTIFACTS, FEATURES)
 }
+
+# Batch scores (`dmas score`): outputs of a run at pinned table versions, one row per entity. Not in
+# TABLES: the store's snapshot (what training pins) stays the five data tables, so scoring never
+# changes a run's data manifest. Rows hold no wall-clock time, so scoring again gives the same bytes.
+SCORES = TableSpec(
+    name="scores",
+    schema=pa.schema([
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("store_versions", pa.string(), nullable=False),  # canonical JSON {table: version}
+        pa.field("as_of", pa.string(), nullable=True),  # ISO-8601 cut, null: none
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("regression", pa.float32(), nullable=False),
+        pa.field("probability", pa.float32(), nullable=False),
+        pa.field("ranking_score", pa.float32(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+        pa.field("input_sha256", pa.string(), nullable=False),
+        pa.field("output_sha256", pa.string(), nullable=False),
+        pa.field("model_sha256", pa.string(), nullable=False),
+        pa.field("code_version", pa.string(), nullable=False),
+    ]),
+    key=("run_id", "store_versions", "entity_id"),
+    updatable=("as_of", "regression", "probability", "ranking_score", "embedding", "input_sha256", "output_sha256",
+               "model_sha256", "code_version"),
+    entity_columns=("entity_id",),
+)
