@@ -1,5 +1,6 @@
 """The main job, end to end on the embedded default: synthetic data -> store -> features -> train ->
-reproduce -> serve predict/explain/query and an upload job over HTTP.
+reproduce -> serve predict/explain/query, live scoring of new events and inline entities, a receipt
+verified, and an upload job over HTTP.
 
 Each capability of dmas adds its step here, so one command shows the whole product working.
 Progress lines go to `say`; the return value is the machine-readable summary.
@@ -120,6 +121,7 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         explained = client.call("POST", "/explain", {"entity_ids": ["ent_000001"]})
         top = client.call("POST", "/query", {"query": "top 3 most likely"})
         admin = _JsonClient(client.base_url, admin_key)
+        live = _score_the_present(client, admin, workdir, say)
         upload = _upload_as_job(admin, interactions_path)
         runs = client.call("GET", "/runs")
         snapshot = client.call("GET", "/store/snapshot")
@@ -140,7 +142,41 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         f"{metrics['cls_f1']:.3f}, rank_ndcg@10 {metrics['rank_ndcg@10']:.3f}; GET /store/snapshot -> {snapshot}")
     say(f"serve: GET /health/queues -> ingest_table {queues['ingest_table']}")
     return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"],
-            "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
+            "live": live, "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
+
+
+def _score_the_present(client: _JsonClient, admin: _JsonClient, workdir: Path, say: Callable[[str], None]) -> dict:
+    """New events for an entity after training change its score within a refresh; an inline entity is
+    scored without being stored; a receipt is verified."""
+    entity = "ent_000001"
+    before = client.call("POST", "/predict", {"entity_ids": [entity]})
+    events = workdir / "input" / "late_events.csv"
+    events.write_text("entity_id,timestamp,event_type,event_value\n" + "".join(
+        f"{entity},2031-0{month}-01T00:00:00Z,purchase,{900 + month}\n" for month in range(1, 4)))
+    admin.call("POST", "/ingest/events", upload=("file", events))
+    committed = time.monotonic()
+    after = before
+    while after["store_versions"]["events"] == before["store_versions"]["events"] and \
+            time.monotonic() - committed < 30:
+        time.sleep(0.05)
+        after = client.call("POST", "/predict", {"entity_ids": [entity]})
+    fresh_ms = (time.monotonic() - committed) * 1000
+    was, now = before["predictions"][0]["probability"], after["predictions"][0]["probability"]
+    say(f"live: 3 new events for {entity} after training -> /predict probability {was:.4f} -> {now:.4f}, "
+        f"visible after {fresh_ms:.0f} ms (events version {before['store_versions']['events']} -> "
+        f"{after['store_versions']['events']})")
+    inline = {"entity_id": "walk-in", "attributes": {"age": 37},
+              "events": [{"timestamp": "2024-05-01T09:00:00Z", "event_type": "purchase", "event_value": 42.0}],
+              "interactions": [{"dst_entity_id": "ent_000002", "interaction_type": "friend",
+                                "timestamp": "2024-05-01T09:00:00Z"}]}
+    walk_in = client.call("POST", "/predict", {"entities": [inline]})["predictions"][0]
+    say(f"live: inline entity 'walk-in' (not stored) -> probability {walk_in['probability']:.4f}"
+        + (f", left out as unseen: {walk_in['unseen']}" if walk_in.get("unseen") else ""))
+    checked = client.call("POST", "/verify", {"receipt": before["predictions"][0]["receipt"]})
+    say(f"verify: the receipt of {entity}'s first score (events version {before['store_versions']['events']}) -> "
+        f"{checked['status']}: inputs rebuilt from the store at its versions, same model, same bytes")
+    return {"probability_before": was, "probability_after": now, "freshness_ms": round(fresh_ms),
+            "inline_probability": walk_in["probability"], "receipt": checked["status"]}
 
 
 def _upload_as_job(client: _JsonClient, path: Path) -> dict:

@@ -73,36 +73,34 @@ class EncodedInputs:
 def fit_encoding(rows: EntityRows, reference_us: int, limits: InputLimits, train: np.ndarray,
                  attribute_names: tuple[str, ...] | None = None) -> EncodedInputs:
     """Encode every entity, fitting vocabularies on all rows and statistics on the `train` entities."""
-    parsed = _parse_attribute_objects(rows.attributes)
-    numeric = _numeric_columns(parsed)
+    numeric = _numeric_columns(_parse_attribute_objects(rows.attributes))
     names = tuple(attribute_names) if attribute_names is not None else tuple(
         name for name in numeric if name not in TARGET_KEYS)
     missing = [name for name in names if name not in numeric]
     if missing:
         raise StoreError(f"attribute(s) {missing} are not numeric attributes of any entity; numeric ones: {numeric}")
     vocabularies = (_vocabulary(rows.events["event_type"]), _vocabulary(rows.links["interaction_type"]))
-    return _encode(rows, reference_us, limits, names, vocabularies, {}, train, parsed)
+    return _encode(rows, reference_us, limits, names, vocabularies, {}, train)
 
 
 def encode(rows: EntityRows, reference_us: int | np.ndarray, encoding: InputEncoding) -> EncodedInputs:
     """Encode the rows' entities with a run's recorded encoding (`reference_us`: one time, or one per entity)."""
     return _encode(rows, reference_us, encoding.limits, encoding.attribute_names,
-                   (encoding.event_types, encoding.interaction_types), encoding.normalisation, None, None,
+                   (encoding.event_types, encoding.interaction_types), encoding.normalisation, None,
                    encoding.artifact_dims)
 
 
 def _encode(rows: EntityRows, reference_us: int | np.ndarray, limits: InputLimits, names: tuple[str, ...],
             vocabularies: tuple[tuple[str, ...], tuple[str, ...]], stats: dict, train: np.ndarray | None,
-            parsed: pa.Table | None, artifact_dims: dict[int, int] | None = None) -> EncodedInputs:
+            artifact_dims: dict[int, int] | None = None) -> EncodedInputs:
     """The one implementation behind both: `train` given means "fit the statistics into `stats`"."""
     unseen: list[dict[str, list[str]]] = [{} for _ in range(len(rows))]
-    parsed = _parse_attribute_objects(rows.attributes) if parsed is None else parsed
-    raw, targets = _attribute_matrix(parsed, names, unseen)
+    raw, targets = _attribute_matrix(rows.attributes, names, unseen)
     attributes = _standardise_columns(raw, train, stats, "attributes")
     if rows.neighbour_attributes is None:
         neighbours = attributes
     else:
-        neighbour_raw, _ = _attribute_matrix(_parse_attribute_objects(rows.neighbour_attributes), names, None)
+        neighbour_raw, _ = _attribute_matrix(rows.neighbour_attributes, names, None)
         neighbours = _standardise_columns(neighbour_raw, None, stats, "attributes")
     arrays = {"attributes": attributes.astype(np.float32)}
     event_arrays, event_keys = _events(rows, vocabularies[0], limits.max_events, reference_us, train, stats, unseen)
@@ -147,33 +145,29 @@ def _numeric_columns(parsed: pa.Table) -> list[str]:
     return sorted(name for name in parsed.column_names if _is_numeric(parsed[name].type))
 
 
-def _attribute_matrix(parsed: pa.Table, names: tuple[str, ...], unseen: list[dict] | None):
+def _attribute_matrix(texts: pa.Array, names: tuple[str, ...], unseen: list[dict] | None):
     """Numeric attribute matrix [N, A] (NaN where absent), and the targets with their masks.
 
-    A named attribute holding text where training saw numbers counts as missing (and is reported).
+    Each entity's object is read on its own, so its values never depend on the other entities read
+    with it. A number (or a boolean, as 1/0) is a value; text or anything else where training saw
+    numbers counts as missing (and is reported in `unseen`).
     """
-    n = parsed.num_rows
-    columns = []
-    for name in names:
-        if name in parsed.column_names and _is_numeric(parsed[name].type):
-            columns.append(_as_float(parsed[name]))
-            continue
-        if name in parsed.column_names and unseen is not None:
-            for row in np.flatnonzero(pc.is_valid(parsed[name]).to_numpy(zero_copy_only=False)):
+    objects = [json.loads(text) for text in texts.to_pylist()]
+    wanted = (*names, *TARGET_KEYS)
+    values = np.full((len(objects), len(wanted)), np.nan)
+    for row, attributes in enumerate(objects):
+        for column, name in enumerate(wanted):
+            value = attributes.get(name)
+            if isinstance(value, (bool, int, float)):
+                values[row, column] = float(value)
+            elif value is not None and unseen is not None and column < len(names):
                 unseen[row].setdefault("attributes", []).append(name)
-        columns.append(np.full(n, np.nan))
-    matrix = np.column_stack(columns) if names else np.zeros((n, 0))
+    matrix = values[:, :len(names)]
     targets = {}
-    for name in TARGET_KEYS:
-        present = name in parsed.column_names and _is_numeric(parsed[name].type)
-        values = _as_float(parsed[name]) if present else np.full(n, np.nan)
-        targets[name] = np.nan_to_num(values).astype(np.float32)
-        targets[f"{name}_mask"] = ~np.isnan(values)
+    for column, name in enumerate(TARGET_KEYS, start=len(names)):
+        targets[name] = np.nan_to_num(values[:, column]).astype(np.float32)
+        targets[f"{name}_mask"] = ~np.isnan(values[:, column])
     return matrix, targets
-
-
-def _as_float(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _standardise_columns(matrix: np.ndarray, train: np.ndarray | None, stats: dict, name: str) -> np.ndarray:

@@ -10,6 +10,10 @@ dmas.online.changes): its cost follows the commits, not the store. A deletion in
 (forgetting an entity) reloads the entities it touched from their tables, and a log the view cannot
 follow (cleaned up, purged) rebuilds it; both are rare and logged.
 
+A row of a type a run never saw takes a window slot but is left out of that run's inputs, so the
+windows are deeper than a run needs (64 events for L=50, 16 links for K=5, 8 artifacts for M=2):
+inputs are exact unless an entity's latest rows hold more such rows than the slack.
+
 Each replica holds its own view built from the shared store at start, so any number of replicas on
 any number of nodes answer from the same committed data, each at most one poll behind; every
 answer names the table versions it read.
@@ -175,6 +179,7 @@ class OnlineView:
                        for name in _ORDER}
             if targets == self.versions:
                 return False
+            self._forgotten: list[str] = []
             try:
                 for name in _APPLY:
                     for version in range(self.versions[name] + 1, targets[name] + 1):
@@ -182,20 +187,20 @@ class OnlineView:
                                                self.store.table(name).spec, version, _COLUMNS[name])
                         self.versions[name] = version  # what a reload or a recomputation reads
                         getattr(self, f"_apply_{name}")(change)
+                self._remove_entities(self._forgotten)
             except LogGap as gap:
                 log.warning("online view rebuilds: %s", gap)
                 self.build()
         return True
 
     def _apply_entities(self, change: TableChange) -> None:
-        for entity in change.deleted["entity_id"].to_pylist():
-            slot = self._slot.pop(entity, None)
-            if slot is not None:
-                self._ids[slot] = self._attributes[slot] = None
-                self._ev_count[slot] = self._lk_count[slot] = 0
-                self._artifacts.pop(slot, None)
+        """New and updated entities now; deleted ones at the end of the refresh, so that the deletions of
+        their rows in the other tables (a forget deletes those first) still find them."""
+        self._forgotten += change.deleted["entity_id"].to_pylist()
         for entity, attributes in zip(change.written["entity_id"].to_pylist(),
                                       change.written["attributes"].to_pylist()):
+            if entity in self._forgotten:  # forgotten, then ingested again within one refresh
+                self._forgotten.remove(entity)
             slot = self._slot.get(entity)
             if slot is None:
                 slot = self._slot[entity] = len(self._ids)
@@ -203,6 +208,14 @@ class OnlineView:
                 self._attributes.append(None)
                 self._grow(len(self._ids))
             self._attributes[slot] = attributes
+
+    def _remove_entities(self, entity_ids: list[str]) -> None:
+        for entity in entity_ids:
+            slot = self._slot.pop(entity, None)
+            if slot is not None:
+                self._ids[slot] = self._attributes[slot] = None
+                self._ev_count[slot] = self._lk_count[slot] = 0
+                self._artifacts.pop(slot, None)
 
     def _apply_events(self, change: TableChange) -> None:
         reload: set[int] = set()

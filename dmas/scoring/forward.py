@@ -24,8 +24,8 @@ SCORING_BATCH = 16
 @torch.no_grad()
 def score_arrays(model: FullModel, arrays: Mapping[str, np.ndarray],
                  outputs: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
-    """Model outputs (heads, optionally "embedding") for every row of `arrays`, in fixed-shape passes."""
-    model.eval()
+    """Model outputs (heads, optionally "embedding") for every row of `arrays`, in fixed-shape passes
+    (`model` in eval mode: loaded runs are)."""
     n = len(arrays["attributes"])
     parts: dict[str, list[np.ndarray]] = {key: [] for key in outputs}
     for start in range(0, n, SCORING_BATCH):

@@ -10,14 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from dmas.inputs.rows import ARTIFACT_SCHEMA, EVENT_SCHEMA, FEATURE_SCHEMA, LINK_SCHEMA, UNDATED, EntityRows, micros
 
-Number = StrictInt | StrictFloat
+
+def _number(value: object) -> float:
+    """A JSON number, finite; text, booleans and null are refused (ingest refuses them too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+Number = Annotated[float, BeforeValidator(_number)]
 
 
 class InlineEvent(BaseModel):
@@ -27,13 +38,6 @@ class InlineEvent(BaseModel):
     event_type: str = Field(min_length=1)
     event_value: Number
 
-    @field_validator("event_value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("event_value must be a finite number")
-        return float(value)
-
 
 class InlineInteraction(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,13 +46,6 @@ class InlineInteraction(BaseModel):
     interaction_type: str = Field(min_length=1)
     interaction_value: Number = 1.0
     timestamp: AwareDatetime
-
-    @field_validator("interaction_value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("interaction_value must be a finite number")
-        return float(value)
 
 
 class InlineEntity(BaseModel):

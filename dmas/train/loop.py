@@ -95,4 +95,5 @@ def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, 
 def predict(model: FullModel, tensors: EntityTensors, rows: np.ndarray,
             outputs: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
     """Model outputs (heads, optionally "embedding") for `rows`, scored as every scoring path scores them."""
+    model.eval()
     return score_arrays(model, tensors.rows(rows), outputs)
