@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow.compute as pc
 
 from dmas.errors import StoreError
+from dmas.store.schemas import SCORES
 from dmas.store.store import Store
-from dmas.store.tables import sql_string_list
+from dmas.store.tables import VersionedTable, sql_string_list
 
 
 def forget_entity(store: Store, entity_id: str, *, purge_old_versions: bool = False) -> dict:
@@ -31,10 +32,14 @@ def forget_entity(store: Store, entity_id: str, *, purge_old_versions: bool = Fa
         predicate = " OR ".join(f"{column} IN ({quoted})" for column in table.spec.entity_columns)
         removed[name] = _deleted(table.delete_where(predicate, metadata))
     removed["entities"] = _deleted(entities.delete_where(f"entity_id IN ({quoted})", metadata))
+    scores = _scores_table(store)  # batch scores (`dmas score`) are about the entity too
+    if scores is not None:
+        removed["scores"] = _deleted(scores.delete_where(f"entity_id IN ({quoted})", metadata))
     if blobs:  # vectors computed from the deleted media are personal data too
         removed["features"] = _deleted(store.table("features").delete_where(
             f"sha256 IN ({sql_string_list(blobs)})", metadata))
-    purged = {name: len(table.purge_unreferenced_files()) for name, table in store.tables.items()} \
+    every = {**store.tables, **({"scores": scores} if scores is not None else {})}
+    purged = {name: len(table.purge_unreferenced_files()) for name, table in every.items()} \
         if purge_old_versions else {}
     report = {
         "entity_id": entity_id,
@@ -45,6 +50,16 @@ def forget_entity(store: Store, entity_id: str, *, purge_old_versions: bool = Fa
     }
     store.audit("forget").record(report)
     return report
+
+
+def _scores_table(store: Store) -> VersionedTable | None:
+    """The `scores` table when one was written (it is not among `store.tables`)."""
+    table = VersionedTable(store.location, SCORES)
+    try:
+        table.version()
+    except StoreError:
+        return None
+    return table
 
 
 def _deleted(result) -> dict:

@@ -77,15 +77,29 @@ async def verify(body: VerifyRequest, key: Viewer) -> dict:
 
 
 def _ranked(context: ReplicaContext, run_id: str, ordering: Ordering, among: list[str]) -> tuple[list[dict], str]:
-    """The top entities by a head, scored now (ties by entity_id), and where the scores came from."""
+    """The top entities by a head (ties by entity_id), and where the scores came from: the run's latest
+    `dmas score` commit when there is one (holding every entity of `among`), else scored now."""
+    from dmas.explain.narrative import heads_narrative
+    from dmas.scoring.batch import ranked_from_scores, scores_receipt
+
+    if ordering.order_by not in HEADS:
+        raise HTTPException(422, f"order_by must be one of {', '.join(HEADS)}")
+
+    def answer(row: dict) -> dict:
+        heads = {head: float(row[head]) for head in HEADS}
+        return {"entity_id": row["entity_id"], **heads, **narrative_fields(heads_narrative(heads)),
+                "receipt": scores_receipt(row)}
+
+    stored = ranked_from_scores(context.store, run_id, ordering.order_by, ordering.descending, ordering.limit,
+                                among, answer)
+    if stored is not None:
+        return stored
     entity_ids = among or context.view.entity_ids()
     limit = context.settings.serve.max_query_scan
     if len(entity_ids) > limit:
         raise ConflictError(f"/query would score {len(entity_ids)} entities on the fly, over serve.max_query_scan="
                             f"{limit}: run `dmas score --run-id {run_id}` (a batch job) and query again, or "
                             "filter by entity_ids")
-    if ordering.order_by not in HEADS:
-        raise HTTPException(422, f"order_by must be one of {', '.join(HEADS)}")
     answers = predictions(context.scorer.score(run_id, entity_ids), with_embedding=False)
     sign = -1 if ordering.descending else 1
     answers.sort(key=lambda answer: answer["entity_id"])

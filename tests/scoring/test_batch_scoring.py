@@ -193,3 +193,29 @@ def test_query_ranks_from_the_latest_scores_commit(copied, trained):
                                   lambda row: row)
     assert len(among) == 2
     assert ranked_from_scores(store, run_id, "regression", False, 2, ["ent_000001", "nobody"], lambda r: r) is None
+
+
+def test_query_route_ranks_from_scores_with_receipts_that_verify(copied, trained):
+    from types import SimpleNamespace
+
+    from dmas.api.query import Ordering
+    from serve.routes.scoring import _ranked
+
+    store, run_id = copied, trained["run_id"]
+    code, summary, err = dmas("score", "--store", store.uri, "--no-ray")
+    assert code == 0, err
+    results, source = _ranked(SimpleNamespace(store=store), run_id, Ordering("ranking_score", True, 3), [])
+    assert source.startswith(f"scores table version {summary['scores_version']} ")
+    assert len(results) == 3 and results[0]["ranking_score"] >= results[-1]["ranking_score"]
+    assert {"entity_id", "regression", "probability", "ranking_score", "receipt"} <= set(results[0])
+    assert verify(store, results[0]["receipt"])["verified"]
+
+
+def test_forgetting_an_entity_removes_its_scores(copied):
+    from dmas.store.forget import forget_entity
+
+    code, _, err = dmas("score", "--store", copied.uri, "--no-ray", "--entity-ids", "ent_000001,ent_000002")
+    assert code == 0, err
+    report = forget_entity(copied, "ent_000001")
+    assert report["tables"]["scores"]["rows_removed"] == 1
+    assert scores_table(copied).read()["entity_id"].to_pylist() == ["ent_000002"]

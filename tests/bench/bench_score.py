@@ -1,0 +1,145 @@
+"""Benchmark: `dmas score` (Ray Data actors) against the same scoring in one plain process loop.
+
+The store has no media and few events per entity, so building it stays quick (a run is trained on
+it once, one epoch). Measured in one run on the same entities: entities/s of `score_batch` on Ray
+Data (table reads in each actor included, Ray already started), entities/s of the same
+read-encode-score code called in a loop in this process, their ratio, whether the rows are
+identical, and peak resident memory (this process and, for Ray, the sum over its descendant
+processes, sampled from /proc every 50 ms). Prints one JSON line:
+
+    .venv/bin/python tests/bench/bench_score.py [--entities 20000] [--workers 2] [--batch-size 256] [--store DIR]
+    .venv/bin/python tests/bench/bench_score.py --entities 100000   # and 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/conftest.py's store builder
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class PeakMemory:
+    """Peak of the summed RSS of this process and its descendants while the block runs."""
+
+    def __init__(self):
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_mb = max(self.peak_mb, sum(_rss_mb(pid) for pid in _descendants(os.getpid())))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--store", help="reuse (or build once into) this folder")
+    args = parser.parse_args()
+
+    from conftest import build_synthetic_store
+
+    from dmas.config import load_settings
+    from dmas.runtime import RaySettings, ensure_ray
+    from dmas.scoring.batch import compute_scores, score_batch, scores_table
+    from dmas.store import Store
+    from dmas.store.runs import RunRegistry
+    from dmas.train.config import TrainConfig
+    from dmas.train.runner import train_run
+
+    root = Path(args.store or tempfile.mkdtemp(prefix="dmas-bench-score-"))
+    started = time.perf_counter()
+    if (root / "store").exists():
+        store = Store(root / "store")
+    else:
+        store = build_synthetic_store(root, n_entities=args.entities, seed=0, events_per_entity=5,
+                                      image_fraction=0.0, audio_fraction=0.0, video_fraction=0.0)
+    settings = load_settings(store_uri=store.uri)
+    run = RunRegistry(store).latest_completed()
+    run_id = run.run_id if run else train_run(store, settings, TrainConfig(epochs=1), use_ray=False)["run_id"]
+    prepared_s = time.perf_counter() - started
+
+    ray_settings = RaySettings(num_cpus=2, include_dashboard=False)
+    ensure_ray(ray_settings)
+    with PeakMemory() as ray_memory:
+        summary = score_batch(store, run_id, workers=args.workers, batch_size=args.batch_size, ray=ray_settings,
+                              progress=False)
+    stored = scores_table(store).read(version=summary["scores_version"])
+    import ray
+
+    ray.shutdown()
+
+    versions, ids = summary["store_versions"], stored["entity_id"].to_pylist()
+    before_loop_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with PeakMemory() as loop_memory:
+        loop_started = time.perf_counter()
+        looped = compute_scores(store, run_id, versions, ids, batch_size=args.batch_size, use_ray=False)
+        loop_s = time.perf_counter() - loop_started
+    loop_rate = len(ids) / loop_s
+    print(json.dumps({
+        "entities": len(ids), "workers": args.workers, "batch_size": args.batch_size, "cpus": os.cpu_count(),
+        "prepare_s": round(prepared_s, 1),
+        "ray_data": {"seconds": summary["seconds"], "entities_per_s": summary["entities_per_s"],
+                     "peak_rss_mb_all_processes": round(ray_memory.peak_mb)},
+        "plain_loop": {"seconds": round(loop_s, 2), "entities_per_s": round(loop_rate, 1),
+                       "peak_rss_mb": round(loop_memory.peak_mb), "rss_mb_before": round(before_loop_mb)},
+        "ratio_ray_over_loop": round(summary["entities_per_s"] / loop_rate, 2),
+        "identical_rows": looped.equals(stored.select(looped.column_names).cast(looped.schema)),
+        # code_version hashes the dmas sources: an edit between the two passes changes only that column
+        "identical_scores": looped.drop_columns(["code_version"]).equals(
+            stored.select(looped.column_names).cast(looped.schema).drop_columns(["code_version"])),
+        "store": str(root),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
