@@ -14,7 +14,9 @@ from serve.deployments import DmasApi
 def build_app(settings: Settings | None = None):
     """The Serve application graph, configured from settings (env DMAS_* / YAML)."""
     settings = settings or load_settings()
-    return DmasApi.options(num_replicas=settings.serve.api_replicas,
+    spread = {"max_replicas_per_node": settings.serve.max_replicas_per_node} \
+        if settings.serve.max_replicas_per_node else {}
+    return DmasApi.options(num_replicas=settings.serve.api_replicas, **spread,
                            max_ongoing_requests=settings.serve.max_ongoing_requests).bind(settings.model_dump_json())
 
 

@@ -46,6 +46,7 @@ class ReplicaContext:
 
     def __post_init__(self):
         self.store = Store(self.settings.store_uri)
+        self.replica_header = (b"x-dmas-replica", _replica_name().encode())
         serve = self.settings.serve
         self.view = OnlineView(self.store, ViewDepth(serve.view_max_events, serve.view_max_neighbors,
                                                      serve.view_max_artifacts))
@@ -83,6 +84,14 @@ class ReplicaContext:
         if self.settings.serve.jwt.jwks_url:
             return await run_in_threadpool(self.authenticator.identify, headers)
         return self.authenticator.identify(headers)
+
+
+def _replica_name() -> str:
+    """This replica's Serve id and its node's, for the `x-dmas-replica` response header (which replica answered)."""
+    import ray
+    from ray import serve
+
+    return f"{serve.get_replica_context().replica_id.unique_id}@{ray.get_runtime_context().get_node_id()[:12]}"
 
 
 _current: ReplicaContext | None = None

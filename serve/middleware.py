@@ -58,6 +58,7 @@ class RequestScope:
                                                           "its declared Content-Length"})
                     return
                 outcome["status"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), context.replica_header]}
             await send(message)
 
         try:

@@ -101,6 +101,8 @@ class ServeSettings(BaseModel):
     audit_log: str = Field("dmas_audit/serve.jsonl", description="append-only JSON lines, local path")
     api_replicas: int = Field(1, gt=0, description="ingress replicas; each scores in its own process from its own "
                               "online view of the shared store (no second hop: measured ~9 ms per request here)")
+    max_replicas_per_node: int | None = Field(None, gt=0, description="spread the replicas over nodes (1: one per "
+                                              "node, so losing a node loses one replica)")
     max_ongoing_requests: int = Field(32, gt=0)
     refresh_s: float = Field(1.0, gt=0, description="how often a replica's online view absorbs new commits: a "
                              "commit is visible to /predict within about this long")

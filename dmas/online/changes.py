@@ -20,8 +20,9 @@ from pyarrow import fs as pafs
 from dmas.store.schemas import TableSpec
 
 
-class LogGap(Exception):
-    """A commit's log entry or one of its removed files is gone (log cleanup, purge): rebuild instead."""
+class RebuildNeeded(Exception):
+    """The view rebuilds instead of absorbing a commit: its log entry or a removed file is gone (log
+    cleanup, `forget --purge`), or it is a bulk load."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def commit_change(filesystem: pafs.FileSystem, table_path: str, spec: TableSpec,
         with filesystem.open_input_stream(_log_entry(table_path, version)) as stream:
             actions = [json.loads(line) for line in stream.read().decode().splitlines() if line.strip()]
     except FileNotFoundError:
-        raise LogGap(f"{table_path}: log entry {version} is gone") from None
+        raise RebuildNeeded(f"{table_path}: log entry {version} is gone") from None
     added = [unquote(action["add"]["path"]) for action in actions if "add" in action]
     removed = [unquote(action["remove"]["path"]) for action in actions if "remove" in action]
     new_rows = _read(filesystem, table_path, added, columns, spec)
@@ -75,7 +76,7 @@ def _read(filesystem: pafs.FileSystem, table_path: str, files: list[str], column
         try:
             table = pq.read_table(f"{table_path}/{name}", filesystem=filesystem)
         except (FileNotFoundError, OSError) as exc:
-            raise LogGap(f"{table_path}: data file {name} cannot be read ({exc})") from None
+            raise RebuildNeeded(f"{table_path}: data file {name} cannot be read ({exc})") from None
         for field in schema:  # a file older than a column holds nulls there
             if field.name not in table.column_names:
                 table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))

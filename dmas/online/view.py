@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dmas.inputs.rows import ARTIFACT_SCHEMA, EVENT_SCHEMA, FEATURE_SCHEMA, LINK_SCHEMA, UNDATED, EntityRows
-from dmas.online.changes import LogGap, TableChange, commit_change, latest_version
+from dmas.online.changes import RebuildNeeded, TableChange, commit_change, latest_version
 from dmas.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,14 @@ class ViewDepth:
 
 
 class OnlineView:
-    """Per-entity windows of the store's latest versions; `rows_for` hands the encoder its `EntityRows`."""
+    """Per-entity windows of the store's latest versions; `rows_for` hands the encoder its `EntityRows`.
 
-    def __init__(self, store: Store, depth: ViewDepth = ViewDepth()):
-        self.store, self.depth = store, depth
+    A commit of more than `rebuild_rows` rows (a bulk load) rebuilds the view instead: the rebuild is
+    vectorised, absorbing is a loop over the entities touched, so past that size rebuilding is faster.
+    """
+
+    def __init__(self, store: Store, depth: ViewDepth = ViewDepth(), rebuild_rows: int = 200_000):
+        self.store, self.depth, self.rebuild_rows = store, depth, rebuild_rows
         self._lock = threading.RLock()
         self.build()
 
@@ -185,11 +189,14 @@ class OnlineView:
                     for version in range(self.versions[name] + 1, targets[name] + 1):
                         change = commit_change(location.filesystem, location.path("tables", name),
                                                self.store.table(name).spec, version, _COLUMNS[name])
+                        if change.written.num_rows + change.deleted.num_rows > self.rebuild_rows:
+                            raise RebuildNeeded(f"{name} version {version} changed {change.written.num_rows} rows "
+                                         f"(more than {self.rebuild_rows})")
                         self.versions[name] = version  # what a reload or a recomputation reads
                         getattr(self, f"_apply_{name}")(change)
                 self._remove_entities(self._forgotten)
-            except LogGap as gap:
-                log.warning("online view rebuilds: %s", gap)
+            except RebuildNeeded as gap:
+                log.info("online view rebuilds: %s", gap)
                 self.build()
         return True
 
