@@ -1,6 +1,6 @@
 """The main job, end to end on the embedded default: synthetic data -> store -> features -> train ->
 reproduce -> serve predict/explain/query, live scoring of new events and inline entities, a receipt
-verified, and an upload job over HTTP.
+verified, an upload job over HTTP -> batch scoring (`dmas score`) -> export -> forget.
 
 Each capability of dmas adds its step here, so one command shows the whole product working.
 Progress lines go to `say`; the return value is the machine-readable summary.
@@ -23,6 +23,7 @@ from dmas.features.pipeline import extract_pending
 from dmas.ingest.tabular import ingest_table
 from dmas.operations import ingest_synthetic
 from dmas.runtime import ensure_ray
+from dmas.scoring.batch import score_batch
 from dmas.store import Store
 from dmas.store.forget import forget_entity
 from dmas.synth import generate
@@ -69,6 +70,7 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
 
     summary["train"] = _train_and_reproduce(store, settings, say)
     summary["serve"] = _serve_and_call(settings, workdir, data.interactions_path, say)
+    summary["score"] = _score_in_batch(store, settings, summary["train"]["run_id"], say)
 
     export_path = workdir / "exports" / f"events_v{snapshot['events']}.parquet"
     export_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +99,20 @@ def _train_and_reproduce(store: Store, settings: Settings, say: Callable[[str], 
         f"{check['identical_test_predictions']}, differences={check['differences'] or 'none'}")
     return {"run_id": run["run_id"], "status": run["status"], "model_sha256": run["model_sha256"],
             "identical_on_reproduce": check["identical_model"] and check["identical_test_predictions"]}
+
+
+def _score_in_batch(store: Store, settings: Settings, run_id: str, say: Callable[[str], None]) -> dict:
+    """`dmas score`: every entity with the run on Ray Data into the `scores` table, and one row's receipt checked."""
+    from dmas.scoring.batch import scores_receipt, scores_table
+    from dmas.scoring.receipts import verify
+
+    scored = score_batch(store, run_id, ray=settings.ray, progress=False)
+    say(f"score: {scored['rows']} entities scored with Ray Data ({scored['entities_per_s']:.0f}/s) into the scores "
+        f"table, version {scored['scores_version']} (one commit), at store versions {scored['store_versions']}")
+    row = scores_table(store).read(version=scored["scores_version"]).slice(0, 1).to_pylist()[0]
+    checked = verify(store, scores_receipt(row))
+    say(f"verify: the scores row of {row['entity_id']} -> {checked['status']}")
+    return {key: scored[key] for key in ("rows", "scores_version", "entities_per_s")} | {"receipt": checked["status"]}
 
 
 def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, say: Callable[[str], None]) -> dict:

@@ -58,7 +58,9 @@ class RequestScope:
                                                           "its declared Content-Length"})
                     return
                 outcome["status"] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), context.replica_header]}
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()  # time in this replica
+                message = {**message, "headers": [*message.get("headers", []), context.replica_header,
+                                                  (b"server-timing", took)]}
             await send(message)
 
         try:

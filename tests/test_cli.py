@@ -68,7 +68,7 @@ def trained(small):
     ["ingest", "artifacts", "--help"], ["ingest", "artifact", "--help"], ["store", "--help"],
     ["store", "export", "--help"], ["forget", "--help"], ["demo", "--help"], ["features", "--help"],
     ["train", "--help"], ["reproduce", "--help"], ["runs", "--help"], ["lineage", "--help"],
-    ["serve", "--help"], ["keys", "--help"],
+    ["serve", "--help"], ["keys", "--help"], ["score", "--help"], ["verify", "--help"],
 ])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -269,6 +269,10 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert summary["train"]["status"] == "completed" and summary["train"]["identical_on_reproduce"]
     assert summary["serve"]["predicted"] == 2 and summary["serve"]["narrative"]
     assert summary["serve"]["upload_job"]["status"] == "succeeded"
+    live = summary["serve"]["live"]  # new events after training change the live score; receipts verify
+    assert live["probability_after"] != live["probability_before"] and live["receipt"] == "verified"
+    assert 0 <= live["inline_probability"] <= 1
+    assert summary["score"]["rows"] == 60 and summary["score"]["receipt"] == "verified"
     assert "ingest events:" in result.stderr and "forget" in result.stderr
     assert "rank_ndcg@10" in result.stderr and "GET /health/queues" in result.stderr  # the original API's reads
 

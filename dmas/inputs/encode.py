@@ -209,6 +209,18 @@ def _codes(column: pa.Array, vocabulary: tuple[str, ...]) -> np.ndarray:
     return pc.fill_null(codes, -2).to_numpy(zero_copy_only=False).astype(np.int64) + 1
 
 
+def _of_known_types(table: pa.Table, column: str, vocabulary: tuple[str, ...], unseen: list[dict],
+                    what: str) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The rows whose `column` is in `vocabulary`, their codes and owners; the others are noted as unseen."""
+    codes = _codes(table[column], vocabulary)
+    owner = table["owner"].to_numpy()
+    dropped = codes < 1
+    if dropped.any():
+        _note_unseen(unseen, what, owner[dropped], table[column].filter(pa.array(dropped)).to_pylist())
+        table, codes, owner = table.filter(pa.array(~dropped)), codes[~dropped], owner[~dropped]
+    return table, codes, owner
+
+
 def _note_unseen(unseen: list[dict], what: str, owners: np.ndarray, values: list) -> None:
     for owner, value in zip(owners.tolist(), values):
         names = unseen[owner].setdefault(what, [])
@@ -230,14 +242,8 @@ def _last_per_entity(index: np.ndarray, sort_keys: list[np.ndarray], limit: int)
 
 def _events(rows: EntityRows, vocabulary: tuple[str, ...], limit: int, reference_us: int | np.ndarray,
             train: np.ndarray | None, stats: dict, unseen: list[dict]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    n, events = len(rows), rows.events
-    codes = _codes(events["event_type"], vocabulary)
-    index = events["owner"].to_numpy()
-    if (codes < 1).any():
-        dropped = codes < 1
-        _note_unseen(unseen, "event_types", index[dropped],
-                     events["event_type"].filter(pa.array(dropped)).to_pylist())
-        events, codes, index = events.filter(pa.array(~dropped)), codes[~dropped], index[~dropped]
+    n = len(rows)
+    events, codes, index = _of_known_types(rows.events, "event_type", vocabulary, unseen, "event_types")
     times = events["timestamp"].to_numpy()
     values = events["event_value"].to_numpy()
     value_rank = np.argsort(np.argsort(values, kind="stable"), kind="stable")  # ties broken deterministically
@@ -272,14 +278,8 @@ def _events(rows: EntityRows, vocabulary: tuple[str, ...], limit: int, reference
 def _neighbors(rows: EntityRows, neighbours: np.ndarray, vocabulary: tuple[str, ...], limit: int,
                train: np.ndarray | None, stats: dict, unseen: list[dict]) -> dict[str, np.ndarray]:
     """The most recent `limit` links per entity, ties by neighbour row (i.e. id), then type."""
-    n, links = len(rows), rows.links
-    codes = _codes(links["interaction_type"], vocabulary)
-    owner = links["owner"].to_numpy()
-    if (codes < 1).any():
-        dropped = codes < 1
-        _note_unseen(unseen, "interaction_types", owner[dropped],
-                     links["interaction_type"].filter(pa.array(dropped)).to_pylist())
-        links, codes, owner = links.filter(pa.array(~dropped)), codes[~dropped], owner[~dropped]
+    n = len(rows)
+    links, codes, owner = _of_known_types(rows.links, "interaction_type", vocabulary, unseen, "interaction_types")
     other = links["other"].to_numpy()
     value = links["interaction_value"].to_numpy()
     time = links["timestamp"].to_numpy()

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -99,32 +98,21 @@ def main() -> None:
 
     import httpx
     import ray
-    from conftest import build_synthetic_store
+    from media_free_store import media_free_store
     from ray import serve
 
     from dmas.api.network import free_loopback_port
     from dmas.api.security import new_key
     from dmas.config import load_settings
-    from dmas.store import Store
-    from dmas.store.runs import RunRegistry
-    from dmas.train.config import TrainConfig
-    from dmas.train.runner import train_run
     from serve.app import build_app
 
-    root = Path(args.store or tempfile.mkdtemp(prefix="dmas-bench-ids-"))
     started = time.perf_counter()
-    if (root / "store").exists():
-        store = Store(root / "store")
-    else:
-        store = build_synthetic_store(root, n_entities=args.entities, seed=0, events_per_entity=5,
-                                      image_fraction=0.0, audio_fraction=0.0, video_fraction=0.0)
+    root, store, _ = media_free_store(args.store, "dmas-bench-ids-", args.entities)
     key, entry = new_key("bench", "viewer")
     port = free_loopback_port()
     settings = load_settings(store_uri=store.uri, serve={
         "port": port, "api_keys": [entry.model_dump()], "audit_log": f"{root}/audit.jsonl",
         "max_entities_per_request": max(args.sizes), "max_body_bytes": 64 * 1024**2})
-    if RunRegistry(store).latest_completed() is None:
-        train_run(store, settings, TrainConfig(epochs=1), use_ray=False)
     prepared_s = time.perf_counter() - started
     ids = [f"ent_{index:06d}" for index in range(args.entities)]
 

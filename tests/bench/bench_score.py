@@ -18,7 +18,6 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -86,26 +85,14 @@ def main() -> None:
     parser.add_argument("--store", help="reuse (or build once into) this folder")
     args = parser.parse_args()
 
-    from conftest import build_synthetic_store
 
-    from dmas.config import load_settings
+    from media_free_store import media_free_store
+
     from dmas.runtime import RaySettings, ensure_ray
     from dmas.scoring.batch import compute_scores, score_batch, scores_table
-    from dmas.store import Store
-    from dmas.store.runs import RunRegistry
-    from dmas.train.config import TrainConfig
-    from dmas.train.runner import train_run
 
-    root = Path(args.store or tempfile.mkdtemp(prefix="dmas-bench-score-"))
     started = time.perf_counter()
-    if (root / "store").exists():
-        store = Store(root / "store")
-    else:
-        store = build_synthetic_store(root, n_entities=args.entities, seed=0, events_per_entity=5,
-                                      image_fraction=0.0, audio_fraction=0.0, video_fraction=0.0)
-    settings = load_settings(store_uri=store.uri)
-    run = RunRegistry(store).latest_completed()
-    run_id = run.run_id if run else train_run(store, settings, TrainConfig(epochs=1), use_ray=False)["run_id"]
+    root, store, run_id = media_free_store(args.store, "dmas-bench-score-", args.entities)
     prepared_s = time.perf_counter() - started
 
     ray_settings = RaySettings(num_cpus=2, include_dashboard=False)

@@ -14,6 +14,7 @@ from dmas.inputs import encode, rows_from_tables
 from dmas.inputs.encode import InputEncoding, InputLimits
 from dmas.inputs.rows import read_pinned, reference_time
 from dmas.online import OnlineView, ViewDepth
+from dmas.online.changes import commit_change
 from dmas.store.forget import forget_entity
 from dmas.train.tensorize import DataManifest, TensorizeConfig, tensorize
 
@@ -93,14 +94,18 @@ def test_each_kind_of_commit_is_absorbed_exactly(world):
     assert _same(live, offline) == [] and _same(live, rebuilt) == []
 
 
+def _ingest_one_event(store, folder, entity: str, when: str, event_type: str) -> None:
+    path = folder / "one_event.csv"
+    pd.DataFrame({"entity_id": [entity], "timestamp": [when], "event_type": [event_type],
+                  "event_value": [1.0]}).to_csv(path, index=False)
+    assert ingest_table(store, "events", path)["inserted_rows"] == 1
+
+
 def test_types_the_run_never_saw_are_left_out_and_named(world, tmp_path):
     store = world["store"]
     view = OnlineView(store)
     entity = view.entity_ids()[10]
-    path = tmp_path / "new.csv"
-    pd.DataFrame({"entity_id": [entity], "timestamp": ["2033-01-01T00:00:00Z"], "event_type": ["a_new_type"],
-                  "event_value": [1.0]}).to_csv(path, index=False)
-    ingest_table(store, "events", path)
+    _ingest_one_event(store, tmp_path, entity, "2033-01-01T00:00:00Z", "a_new_type")
     view.refresh()
     live, _, versions = _encoded_from_view(view, world, [entity])
     offline, _ = _encoded_from_tables(world, versions, [entity])
@@ -117,12 +122,7 @@ def test_one_commit_costs_what_it_touched_not_the_store(world, tmp_path):
     """Absorbing a commit reads its own files: the log entry names them (no table scan, no listing)."""
     store = world["store"]
     view = OnlineView(store)
-    entity = view.entity_ids()[0]
-    path = tmp_path / "one.csv"
-    pd.DataFrame({"entity_id": [entity], "timestamp": ["2032-01-01T00:00:00Z"], "event_type": ["purchase"],
-                  "event_value": [1.0]}).to_csv(path, index=False)
-    ingest_table(store, "events", path)
-    from dmas.online.changes import commit_change
+    _ingest_one_event(store, tmp_path, view.entity_ids()[0], "2032-01-01T00:00:00Z", "purchase")
     change = commit_change(store.location.filesystem, store.location.path("tables", "events"),
                            store.table("events").spec, store.table("events").version(),
                            ["entity_id", "timestamp", "event_type", "event_value"])

@@ -1,14 +1,11 @@
 """`dmas score`: batch scores equal live scoring's bytes, whatever the workers or batch size, in one commit."""
 
-import contextlib
-import io
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from dmas.cli import main
 from dmas.scoring.batch import (
     PinnedTables,
     compute_scores,
@@ -22,14 +19,7 @@ from dmas.scoring.receipts import verify
 from dmas.scoring.scorer import Scorer
 from dmas.vocabulary import HEADS
 from tests.conftest import build_synthetic_store
-
-
-def dmas(*argv: str) -> tuple[int, object, str]:
-    """Run `dmas ARGV` in this process: (exit code, the JSON it printed or None, what it wrote to stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*argv, "--quiet"])
-    return code, json.loads(out.getvalue()) if out.getvalue() else None, err.getvalue()
+from tests.test_cli import dmas
 
 
 @pytest.fixture(scope="module")
