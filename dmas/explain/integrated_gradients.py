@@ -32,6 +32,7 @@ from torch import Tensor
 
 from dmas.errors import DmasError
 from dmas.model import BATCH_SPEC, FullModel, validate_batch
+from dmas.scoring.forward import SCORING_BATCH
 
 TARGETS = ("regression", "logit", "probability", "ranking_score")
 BASELINES = ("training_mean",)
@@ -107,9 +108,8 @@ def attribute(model: FullModel, inputs: Mapping[str, Tensor | np.ndarray], targe
     x = tuple(batch[name] for name in names)
     origin = tuple(torch.zeros_like(tensor) for tensor in x)
     context = tuple(batch[key] for key in fixed)
-    with torch.no_grad():
-        f_x, f_baseline = (float(head(*point, *context)[0]) for point in (x, origin))
-    found, n_nodes = _path_integral(IntegratedGradients(head), origin, x, context, n_steps,
+    f_x, f_baseline = _head_as_scored(head, x, origin, context)
+    found, n_nodes = _path_integral(IntegratedGradients(head), head, origin, x, context, n_steps,
                                     RTOL * abs(f_x - f_baseline) + ATOL)
     keys = [*ATTRIBUTED, *(EVENT_TIMES if event_times else ())]
     attributions = {key: np.zeros(batch[key].shape[1:], np.float32) for key in keys}
@@ -118,7 +118,7 @@ def attribute(model: FullModel, inputs: Mapping[str, Tensor | np.ndarray], targe
     return Attribution(target, baseline, n_steps, n_nodes, attributions, f_x, f_baseline, delta)
 
 
-def _path_integral(ig: IntegratedGradients, origin: tuple[Tensor, ...], x: tuple[Tensor, ...],
+def _path_integral(ig: IntegratedGradients, head, origin: tuple[Tensor, ...], x: tuple[Tensor, ...],
                    context: tuple[Tensor, ...], n_steps: int, tolerance: float) -> tuple[tuple[Tensor, ...], int]:
     """IG from `origin` to `x` as a sum over segments of the path, and the number of nodes used.
 
@@ -127,7 +127,7 @@ def _path_integral(ig: IntegratedGradients, origin: tuple[Tensor, ...], x: tuple
     """
     count = n_steps // NODES_PER_SEGMENT
     spans = [(i / count, (i + 1) / count) for i in range(count)]
-    segments = dict(zip(spans, _segments(ig, origin, x, context, spans)))  # span -> (attributions, error)
+    segments = dict(zip(spans, _segments(ig, head, origin, x, context, spans)))  # span -> (attributions, error)
     n_nodes, budget = count * NODES_PER_SEGMENT, MAX_NODES_FACTOR * n_steps
     while abs(sum(error for _, error in segments.values())) > tolerance:
         worst_first = sorted(segments, key=lambda span: -abs(segments[span][1]) / (span[1] - span[0]))
@@ -138,26 +138,61 @@ def _path_integral(ig: IntegratedGradients, origin: tuple[Tensor, ...], x: tuple
         halves = [half for low, high in failing for half in ((low, (low + high) / 2), ((low + high) / 2, high))]
         for span in failing:
             del segments[span]
-        segments.update(zip(halves, _segments(ig, origin, x, context, halves)))
+        segments.update(zip(halves, _segments(ig, head, origin, x, context, halves)))
         n_nodes += len(halves) * NODES_PER_SEGMENT
     ordered = [segments[span][0] for span in sorted(segments)]
     return tuple(torch.stack([parts[i] for parts in ordered]).sum(dim=0) for i in range(len(x))), n_nodes
 
 
-def _segments(ig: IntegratedGradients, origin: tuple[Tensor, ...], x: tuple[Tensor, ...], context: tuple[Tensor, ...],
+def _segments(ig: IntegratedGradients, head, origin: tuple[Tensor, ...], x: tuple[Tensor, ...],
+              context: tuple[Tensor, ...],
               segments: list[tuple[float, float]]) -> list[tuple[tuple[Tensor, ...], float]]:
-    """(attributions [1, ...] per input, signed completeness error) of each segment, in one batched IG call."""
+    """(attributions [1, ...] per input, signed completeness error) of each segment, in one batched IG call.
+
+    The error needs the head at both ends of each segment; adjacent segments share an end, so the
+    ends are evaluated once each, in one pass (Captum's own check runs two passes of every segment).
+    """
     count = len(segments)
+    attributions = ig.attribute(
+        _points(origin, x, [high for _, high in segments]), baselines=_points(origin, x, [low for low, _ in segments]),
+        additional_forward_args=_repeated(context, count), n_steps=NODES_PER_SEGMENT, method="gausslegendre",
+        internal_batch_size=count * NODES_PER_SEGMENT)
+    ends = sorted({end for span in segments for end in span})
+    value = dict(zip(ends, _head_along(head, origin, x, context, ends)))
+    found = []
+    for i, (low, high) in enumerate(segments):
+        total = sum(float(a[i].sum(dtype=torch.float64)) for a in attributions)
+        found.append((tuple(a[i:i + 1].detach() for a in attributions), total - (value[high] - value[low])))
+    return found
 
-    def at(alphas: list[float]) -> tuple[Tensor, ...]:
-        return tuple(o + torch.tensor(alphas).view(count, *[1] * (t.dim() - 1)) * (t - o) for o, t in zip(origin, x))
 
-    repeated = tuple(t.expand(count, *t.shape[1:]).contiguous() for t in context)
-    attributions, deltas = ig.attribute(
-        at([high for _, high in segments]), baselines=at([low for low, _ in segments]),
-        additional_forward_args=repeated, n_steps=NODES_PER_SEGMENT, method="gausslegendre",
-        internal_batch_size=count * NODES_PER_SEGMENT, return_convergence_delta=True)
-    return [(tuple(a[i:i + 1].detach() for a in attributions), float(deltas[i])) for i in range(count)]
+def _points(origin: tuple[Tensor, ...], x: tuple[Tensor, ...], alphas: list[float]) -> tuple[Tensor, ...]:
+    """The path's points at `alphas` (a batch of len(alphas)): origin + alpha * (x - origin)."""
+    return tuple(o + torch.tensor(alphas).view(len(alphas), *[1] * (t.dim() - 1)) * (t - o) for o, t in zip(origin, x))
+
+
+def _repeated(context: tuple[Tensor, ...], count: int) -> tuple[Tensor, ...]:
+    return tuple(t.expand(count, *t.shape[1:]).contiguous() for t in context)
+
+
+@torch.no_grad()
+def _head_as_scored(head, x: tuple[Tensor, ...], origin: tuple[Tensor, ...],
+                    context: tuple[Tensor, ...]) -> tuple[float, float]:
+    """The head at `x` and at the baseline in one pass of the scoring shape, so that f_x is, to the bit,
+    the prediction served for the entity (dmas.scoring.forward)."""
+    pad = SCORING_BATCH - 2
+    rows = [torch.cat([point, other, torch.zeros((pad, *point.shape[1:]), dtype=point.dtype)])
+            for point, other in zip(x, origin)]
+    context_rows = [torch.cat([t, t, torch.zeros((pad, *t.shape[1:]), dtype=t.dtype)]) for t in context]
+    values = head(*rows, *context_rows).double()
+    return float(values[0]), float(values[1])
+
+
+@torch.no_grad()
+def _head_along(head, origin: tuple[Tensor, ...], x: tuple[Tensor, ...], context: tuple[Tensor, ...],
+                alphas: list[float]) -> list[float]:
+    """The head's value at the path's points `alphas`, in one pass."""
+    return head(*_points(origin, x, alphas), *_repeated(context, len(alphas))).double().tolist()
 
 
 def _total(attributions: dict[str, np.ndarray]) -> float:

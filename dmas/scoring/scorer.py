@@ -89,7 +89,6 @@ class Scored:
     unknown_entity_ids: list[str]
     store_versions: dict[str, int]
     as_of: datetime | None
-    reference_us: np.ndarray  # per entity
     notes: list[dict[str, list[str]]] = field(default_factory=list)  # per entity: what the run never saw
 
     def __len__(self) -> int:
@@ -120,23 +119,24 @@ class Scorer:
         rows, unknown = source.rows(list(entity_ids))
         if entity_ids and len(rows) == 0 and not inline:
             raise UnknownEntitiesError(unknown, source.versions)
-        stored = encode(rows, source.reference_us, run.encoding)
-        parts = [(stored, np.full(len(rows), source.reference_us, np.int64))]
-        notes = list(stored.unseen)
+        parts, notes = [], []
+        if len(rows) or not inline:
+            stored = encode(rows, source.reference_us, run.encoding)
+            parts.append(stored)
+            notes += stored.unseen
         if inline:
             inline = [_until(entity, as_of) for entity in inline]
             extra, missing = inline_rows(inline, source.neighbour_attributes(inline),
                                          source.features(inline, run.feature_version))
-            reference = source.reference_us if as_of is not None else np.array(
+            reference = np.full(len(inline), source.reference_us, np.int64) if as_of is not None else np.array(
                 [max(source.reference_us, entity.latest_us()) for entity in inline], np.int64)
             encoded = encode(extra, reference, run.encoding)
-            parts.append((encoded, np.broadcast_to(np.asarray(reference, np.int64), (len(inline),))))
+            parts.append(encoded)
             notes += [{**seen, **lacked} for seen, lacked in zip(encoded.unseen, missing)]
-        inputs = _concatenated([part for part, _ in parts])
+        inputs = _concatenated(parts)
         outputs = score_arrays(run.model, inputs.arrays, OUTPUTS)
         return Scored(run, [*rows.entity_ids.tolist(), *(entity.entity_id for entity in inline)],
-                      [None] * len(rows) + list(inline), outputs, inputs, unknown, source.versions, as_of,
-                      np.concatenate([reference for _, reference in parts]), notes)
+                      [None] * len(rows) + list(inline), outputs, inputs, unknown, source.versions, as_of, notes)
 
     def _source(self, run: ScoringRun, as_of: datetime | None, store_version: dict[str, int] | None):
         limits = run.encoding.limits

@@ -8,6 +8,7 @@ import torch
 
 from dmas.explain import ExplainError, attribute
 from dmas.explain.integrated_gradients import ATTRIBUTED, EVENT_TIMES
+from dmas.scoring.forward import SCORING_BATCH, score_arrays
 
 ENTITIES = 8
 
@@ -31,12 +32,13 @@ def test_completeness_with_event_times_and_probability(attention_model, entities
         assert found.delta <= 0.01 * abs(found.f_x - found.f_baseline)
 
 
-def test_f_x_is_the_models_prediction(trained, entities, one):
+def test_f_x_is_the_prediction_as_served(trained, entities, one):
+    """To the bit: the explanation's f_x is what /predict answers (its fixed-shape scoring pass)."""
     entity = one(entities(trained.config, 1, seed=3), 0)
-    with torch.no_grad():
-        expected = trained(entity)
-    for target in ("regression", "logit", "probability", "ranking_score"):
-        assert attribute(trained, entity, target).f_x == float(getattr(expected, target)[0])
+    heads = ("regression", "logit", "probability", "ranking_score")
+    served = score_arrays(trained, {key: value.numpy() for key, value in entity.items()}, heads)
+    for target in heads:
+        assert attribute(trained, entity, target).f_x == float(served[target][0])
 
 
 def test_padding_gets_exactly_zero(trained, entities, one):
@@ -99,8 +101,10 @@ def test_the_first_pass_runs_all_steps_in_one_batch(attention_model, entities, o
                           n_steps=50)
     finally:
         hook.remove()
-    assert rows[:3] == [1, 1, 50]  # f(x), f(baseline), then every Gauss-Legendre node of the first pass at once
-    assert found.n_nodes == 50 + sum(rows[5::3])  # each later round: the nodes of the segments it bisected
+    # f(x) and f(baseline) in one scoring-shaped pass, every Gauss-Legendre node of the first pass at once,
+    # then the head at the 26 segment ends (for each segment's completeness error)
+    assert rows[:3] == [SCORING_BATCH, 50, 26]
+    assert found.n_nodes == 50 + sum(rows[3::2])  # each later round: the nodes of the segments it bisected
 
 
 def test_bad_requests_are_refused(attention_model, entities, one):
