@@ -24,8 +24,9 @@ from dmas.errors import DmasError, StoreError
 from dmas.inputs import EntityRows, encode, rows_from_tables
 from dmas.inputs.rows import read_pinned, reference_time
 from dmas.runtime import RaySettings
+from dmas.scoring.answers import explanations, predictions
 from dmas.scoring.forward import score_arrays
-from dmas.scoring.receipts import _code, input_sha256, output_sha256
+from dmas.scoring.receipts import code_version_now, input_sha256, output_sha256
 from dmas.store import Store
 from dmas.store.runs import RunRegistry
 from dmas.store.schemas import SCORES
@@ -121,7 +122,8 @@ def _objects(column: pa.ChunkedArray) -> np.ndarray:
 class ScoreBatch:
     """One worker: loads the run and the pinned tables once; each call scores a batch of entity ids."""
 
-    def __init__(self, store_uri: str, run_id: str, versions: dict[str, int], torch_threads: int | None = None):
+    def __init__(self, store_uri: str, run_id: str, versions: dict[str, int], torch_threads: int | None = None,
+                 explain: bool = False):
         from dmas.scoring.scorer import ScoringRun
 
         if torch_threads:
@@ -132,21 +134,28 @@ class ScoreBatch:
         self.run = ScoringRun.load(store, run_id)
         self.tables = PinnedTables(store, versions, self.run.feature_version)
         self.versions = versions_key(self.tables.versions)
+        self.explain = explain
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from dmas.scoring.scorer import OUTPUTS
+        from dmas.scoring.scorer import OUTPUTS, Scored
 
         rows, unknown = self.tables.rows(batch["entity_id"].to_pylist())
         if unknown:
             raise StoreError(f"entity id(s) not in the pinned entities table: {unknown[:10]}")
         inputs = encode(rows, self.tables.reference_us, self.run.encoding)
         outputs = score_arrays(self.run.model, inputs.arrays, OUTPUTS)
+        explained = None
+        if self.explain:  # what POST /explain answers for these entities at these versions
+            scored = Scored(self.run, rows.entity_ids.tolist(), [None] * len(rows), outputs, inputs, [],
+                            self.tables.versions, None, inputs.unseen)
+            explained = [json.dumps(found, sort_keys=True) for found in
+                         explanations(scored, "probability", predictions(scored))]
         return score_rows(self.run.run_id, self.versions, rows.entity_ids.tolist(), inputs.arrays, outputs,
-                          self.run.model_sha256)
+                          self.run.model_sha256, explained)
 
 
 def score_rows(run_id: str, versions: str, entity_ids: list[str], arrays: dict, outputs: dict,
-               model_sha256: str) -> pa.Table:
+               model_sha256: str, explained: list[str] | None = None) -> pa.Table:
     """`scores` rows for scored entities (SCORES schema)."""
     n = len(entity_ids)
     embedding = np.ascontiguousarray(outputs["embedding"], np.float32).reshape(n, -1)
@@ -161,7 +170,8 @@ def score_rows(run_id: str, versions: str, entity_ids: list[str], arrays: dict, 
         "input_sha256": pa.array([input_sha256(arrays, row) for row in range(n)], pa.string()),
         "output_sha256": pa.array([output_sha256(outputs, row) for row in range(n)], pa.string()),
         "model_sha256": pa.array([model_sha256] * n, pa.string()),
-        "code_version": pa.array([_code()] * n, pa.string()),
+        "code_version": pa.array([code_version_now()] * n, pa.string()),
+        "explanation": pa.array(explained, pa.string()) if explained is not None else pa.nulls(n, pa.string()),
     }
     return pa.table(columns).cast(SCORES.schema)
 
@@ -240,22 +250,23 @@ def _row_set(table: VersionedTable, files: Iterable[str]) -> frozenset[tuple]:
 
 def compute_scores(store: Store, run_id: str, versions: dict[str, int], entity_ids: list[str], *,
                    workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, use_ray: bool = True,
-                   ray: RaySettings | None = None, progress: bool = True) -> pa.Table:
+                   ray: RaySettings | None = None, progress: bool = True, explain: bool = False) -> pa.Table:
     """`scores` rows of `entity_ids` (sorted by entity_id) at `versions`, with Ray Data or in this process."""
     if batch_size < 1:
         raise DmasError(f"batch_size must be at least 1, got {batch_size}")
     ids = pa.table({"entity_id": pa.array(sorted(entity_ids), pa.string())})
     if not use_ray:
-        worker = ScoreBatch(store.uri, run_id, versions)
+        worker = ScoreBatch(store.uri, run_id, versions, explain=explain)
         parts = [worker(ids.slice(start, batch_size)) for start in range(0, ids.num_rows, batch_size)]
     else:
-        parts = _with_ray_data(store.uri, run_id, versions, ids, workers, batch_size, ray or RaySettings(), progress)
+        parts = _with_ray_data(store.uri, run_id, versions, ids, workers, batch_size, ray or RaySettings(), progress,
+                               explain)
     table = pa.concat_tables(parts) if parts else SCORES.schema.empty_table()
     return table.sort_by([("entity_id", "ascending")])
 
 
 def _with_ray_data(store_uri: str, run_id: str, versions: dict[str, int], ids: pa.Table, workers: int | None,
-                   batch_size: int, settings: RaySettings, progress: bool) -> list[pa.Table]:
+                   batch_size: int, settings: RaySettings, progress: bool, explain: bool) -> list[pa.Table]:
     import ray
 
     from dmas.runtime import ensure_ray
@@ -274,16 +285,18 @@ def _with_ray_data(store_uri: str, run_id: str, versions: dict[str, int], ids: p
     blocks = [ids.slice(start, per_block) for start in range(0, ids.num_rows, per_block)]
     scored = ray.data.from_arrow(blocks).map_batches(
         ScoreBatch, batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=1,
-        fn_constructor_kwargs={"store_uri": store_uri, "run_id": run_id, "versions": versions, "torch_threads": 1})
+        fn_constructor_kwargs={"store_uri": store_uri, "run_id": run_id, "versions": versions, "torch_threads": 1,
+                               "explain": explain})
     return list(scored.iter_batches(batch_size=None, batch_format="pyarrow"))
 
 
 def score_batch(store: Store, run_id: str | None = None, *, entity_ids: Iterable[str] | None = None,
                 changed_since: dict[str, int] | None = None, workers: int | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, use_ray: bool = True, ray: RaySettings | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, explain: bool = False) -> dict:
     """Score the chosen entities with a run (default: the latest completed) at the store's current
-    versions and commit the rows to `scores` in one commit; returns a summary."""
+    versions and commit the rows to `scores` in one commit (with `explain`, each row also holds the
+    entity's explanation of its probability, ~35 ms an entity); returns a summary."""
     started = time.perf_counter()
     if run_id is None:
         latest = RunRegistry(store).latest_completed()
@@ -295,12 +308,12 @@ def score_batch(store: Store, run_id: str | None = None, *, entity_ids: Iterable
     table = scores_table(store)
     summary = {"run_id": run_id, "store_versions": versions, "scope": selection.scope,
                "changed_since": selection.changed_since, "unknown_entity_ids": selection.unknown_entity_ids,
-               "batch_size": batch_size, "workers": workers if use_ray else 1, "ray": use_ray}
+               "batch_size": batch_size, "workers": workers if use_ray else 1, "ray": use_ray, "explained": explain}
     if not selection.entity_ids:
         return {**summary, "rows": 0, "inserted": 0, "updated": 0, "scores_version": table.version(),
                 "seconds": round(time.perf_counter() - started, 3), "entities_per_s": 0.0}
     rows = compute_scores(store, run_id, versions, selection.entity_ids, workers=workers, batch_size=batch_size,
-                          use_ray=use_ray, ray=ray, progress=progress)
+                          use_ray=use_ray, ray=ray, progress=progress, explain=explain)
     commit = table.upsert(rows, {"dmas_operation": OPERATION, "run_id": run_id, "store_versions": versions,
                                  "scope": selection.scope, "changed_since": selection.changed_since,
                                  "rows": rows.num_rows})

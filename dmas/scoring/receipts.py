@@ -41,13 +41,15 @@ def output_sha256(outputs: dict[str, np.ndarray], row: int) -> str:
 
 
 @lru_cache(maxsize=1)
-def _code() -> str:
+def code_version_now() -> str:
+    """The running code's code_version (hashed once per process)."""
     return code_version()
 
 
 def receipts(scored) -> list[dict]:
     """A receipt per entity of a `dmas.scoring.scorer.Scored` answer."""
-    common = {"run_id": scored.run.run_id, "model_sha256": scored.run.model_sha256, "code_version": _code(),
+    common = {"run_id": scored.run.run_id, "model_sha256": scored.run.model_sha256,
+              "code_version": code_version_now(),
               "store_versions": scored.store_versions,
               "as_of": scored.as_of.isoformat() if scored.as_of else None}
     found = []
@@ -92,8 +94,8 @@ def verify(store: Store, receipt: dict, entity: InlineEntity | None = None) -> d
         differences.append({"what": "data", "detail": f"the inputs rebuilt at {receipt['store_versions']} hash to "
                             f"{inputs}, the receipt records {receipt['input_sha256']}"})
     elif outputs != receipt["output_sha256"] and not any(d["what"] == "weights" for d in differences):
-        code_note = "" if _code() == receipt["code_version"] else \
-            f" (code_version {receipt['code_version'][:12]} then, {_code()[:12]} now)"
+        code_note = "" if code_version_now() == receipt["code_version"] else \
+            f" (code_version {receipt['code_version'][:12]} then, {code_version_now()[:12]} now)"
         differences.append({"what": "code", "detail": f"same inputs and weights, different outputs{code_note}"})
     return _verdict(receipt, differences, inputs, outputs)
 

@@ -132,9 +132,11 @@ SCORES = TableSpec(
         pa.field("output_sha256", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),
         pa.field("code_version", pa.string(), nullable=False),
+        pa.field("explanation", pa.string(), nullable=True),  # JSON, with `dmas score --explain`
     ]),
     key=("run_id", "store_versions", "entity_id"),
     updatable=("as_of", "regression", "probability", "ranking_score", "embedding", "input_sha256", "output_sha256",
-               "model_sha256", "code_version"),
+               "model_sha256", "code_version", "explanation"),
     entity_columns=("entity_id",),
+    keep_when_null=("explanation",),  # a rescore without --explain keeps the explanations it has
 )

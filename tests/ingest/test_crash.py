@@ -78,13 +78,14 @@ def test_table_ingest_killed_at_any_time_is_all_or_nothing(tmp_path, write, kill
 def _killed_mid_write(tmp_path: Path, write) -> tuple[Store, list[Path], pa.Table]:
     """A store with one events commit, and an events ingest SIGKILLed while it wrote data files.
 
-    The kill comes as the first data file is staged; should the commit still win the race, the
-    scenario runs again in a fresh store.
+    The kill comes as the first data file is staged; should the commit still win the race (a loaded
+    machine can leave the watcher without a core for the few ms it takes), the scenario runs again
+    in a fresh store, up to 8 times.
     """
     n = 600_000
     write_entities_and_events(tmp_path, n)
     first = write("first.csv", "entity_id,timestamp,event_type,event_value\ne1,2023-01-01T00:00:00Z,a,1\n")
-    for attempt in range(3):
+    for attempt in range(8):
         root = tmp_path / f"store{attempt}"
         store = Store(root)
         ingest_table(store, "entities", tmp_path / "entities.csv")

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from dmas.scoring.answers import explanations, predictions
 from dmas.scoring.batch import (
     PinnedTables,
     compute_scores,
@@ -125,6 +126,20 @@ def test_entity_ids_and_files_choose_the_entities(copied, trained):
     assert code == 0 and summary["rows"] == 2, err
     assert scores_table(store).read()["entity_id"].to_pylist() == ["ent_000001", "ent_000002", "ent_000003",
                                                                     "ent_000005"]
+
+
+def test_explain_stores_what_post_explain_answers_and_a_rescore_keeps_it(copied, trained):
+    store = copied
+    code, summary, err = dmas("score", "--store", store.uri, "--no-ray", "--explain", "--entity-ids",
+                              "ent_000004,ent_000006")
+    assert code == 0 and summary["explained"], err
+    rows = scores_table(store).read().to_pylist()
+    scored = _live(store, trained["run_id"], [row["entity_id"] for row in rows], summary["store_versions"])
+    expected = explanations(scored, "probability", predictions(scored))
+    assert [json.loads(row["explanation"]) for row in rows] == json.loads(json.dumps(expected))
+    code, again, err = dmas("score", "--store", store.uri, "--no-ray", "--entity-ids", "ent_000004")
+    assert code == 0 and again["updated"] == 0, err
+    assert scores_table(store).read()["explanation"].null_count == 0
 
 
 def test_changed_since_scores_only_changed_entities(copied, trained, tmp_path):
