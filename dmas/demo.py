@@ -183,7 +183,7 @@ def _score_the_present(client: _JsonClient, admin: _JsonClient, workdir: Path, s
         f"{after['store_versions']['events']})")
     inline = {"entity_id": "walk-in", "attributes": {"age": 37},
               "events": [{"timestamp": "2024-05-01T09:00:00Z", "event_type": "purchase", "event_value": 42.0}],
-              "interactions": [{"dst_entity_id": "ent_000002", "interaction_type": "friend",
+              "interactions": [{"dst_entity_id": "ent_000002", "interaction_type": "transfer",
                                 "timestamp": "2024-05-01T09:00:00Z"}]}
     walk_in = client.call("POST", "/predict", {"entities": [inline]})["predictions"][0]
     say(f"live: inline entity 'walk-in' (not stored) -> probability {walk_in['probability']:.4f}"
