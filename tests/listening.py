@@ -8,26 +8,9 @@ import socket
 import sys
 from pathlib import Path
 
+from tests.processes import process_tree
+
 _LISTEN = "0A"
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and every live process descended from it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
 
 
 def listening_sockets(root: int) -> list[tuple[str, int, str]]:

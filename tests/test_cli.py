@@ -18,7 +18,8 @@ import pytest
 
 from dmas.api.network import free_loopback_port
 from dmas.cli import main
-from tests.listening import is_loopback, listening_sockets, process_tree
+from tests.listening import is_loopback, listening_sockets
+from tests.processes import process_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE_REPLICA = "ray::ServeRepli"  # a replica's process name as /proc shows it (15 characters)

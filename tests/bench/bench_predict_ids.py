@@ -14,77 +14,30 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/conftest.py's store builder
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.processes
 
-REPLICAS = ("ServeReplica:dmas:DmasApi", "ServeReplica:dmas:Predictor")
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            found.append(child)
-            todo.append(child)
-    return found
+REPLICA = "ServeReplica:dmas:DmasApi"
 
 
-def _replica_pids() -> dict[str, int]:
-    pids = {}
-    for pid in _descendants(os.getpid()):
+def _replica_pids() -> dict[str, list[int]]:
+    """The dmas ingress replicas among this process's descendants."""
+    from tests.processes import process_tree
+
+    pids: dict[str, list[int]] = {}
+    for pid in process_tree(os.getpid()):
         try:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        for name in REPLICAS:
-            if name in title:
-                pids[name.rsplit(":", 1)[1]] = pid
+        if REPLICA in title:
+            pids.setdefault("DmasApi", []).append(pid)
     return pids
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class PeakMemory:
-    """Peak RSS (MB) of each named process while the `with` block runs."""
-
-    def __init__(self, pids: dict[str, int]):
-        self.pids = pids
-        self.before = {name: _rss_mb(pid) for name, pid in pids.items()}
-        self.peak = dict(self.before)
-        self._done = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.02):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], _rss_mb(pid))
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def main() -> None:
@@ -105,6 +58,7 @@ def main() -> None:
     from dmas.api.security import new_key
     from dmas.config import load_settings
     from serve.app import build_app
+    from tests.processes import PeakMemory
 
     started = time.perf_counter()
     root, store, _ = media_free_store(args.store, "dmas-bench-ids-", args.entities)
@@ -121,12 +75,11 @@ def main() -> None:
     serve.run(build_app(settings), name="dmas", route_prefix="/")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}, timeout=600)
     client.post("/predict", json={"entity_ids": ids[:10]}).raise_for_status()  # load the run
-    pids = _replica_pids()
     results = []
     for size in args.sizes:
         body = {"entity_ids": ids[:size], "explanations": args.explanations}
         times = []
-        with PeakMemory(pids) as memory:
+        with PeakMemory(_replica_pids) as memory:
             for _ in range(args.repeats):
                 began = time.perf_counter()
                 response = client.post("/predict", json=body)

@@ -18,63 +18,19 @@ import json
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/conftest.py's store builder
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.processes
 
 
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
+def _everything() -> dict[str, list[int]]:
+    from tests.processes import process_tree
 
-
-def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class PeakMemory:
-    """Peak of the summed RSS of this process and its descendants while the block runs."""
-
-    def __init__(self):
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak_mb = max(self.peak_mb, sum(_rss_mb(pid) for pid in _descendants(os.getpid())))
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
+    return {"all": process_tree(os.getpid())}
 
 
 def main() -> None:
@@ -85,11 +41,11 @@ def main() -> None:
     parser.add_argument("--store", help="reuse (or build once into) this folder")
     args = parser.parse_args()
 
-
     from media_free_store import media_free_store
 
     from dmas.runtime import RaySettings, ensure_ray
     from dmas.scoring.batch import compute_scores, score_batch, scores_table
+    from tests.processes import PeakMemory
 
     started = time.perf_counter()
     root, store, run_id = media_free_store(args.store, "dmas-bench-score-", args.entities)
@@ -97,7 +53,7 @@ def main() -> None:
 
     ray_settings = RaySettings(num_cpus=2, include_dashboard=False)
     ensure_ray(ray_settings)
-    with PeakMemory() as ray_memory:
+    with PeakMemory(_everything) as ray_memory:
         summary = score_batch(store, run_id, workers=args.workers, batch_size=args.batch_size, ray=ray_settings,
                               progress=False)
     stored = scores_table(store).read(version=summary["scores_version"])
@@ -107,7 +63,7 @@ def main() -> None:
 
     versions, ids = summary["store_versions"], stored["entity_id"].to_pylist()
     before_loop_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with PeakMemory() as loop_memory:
+    with PeakMemory(_everything) as loop_memory:
         loop_started = time.perf_counter()
         looped = compute_scores(store, run_id, versions, ids, batch_size=args.batch_size, use_ray=False)
         loop_s = time.perf_counter() - loop_started
@@ -116,9 +72,9 @@ def main() -> None:
         "entities": len(ids), "workers": args.workers, "batch_size": args.batch_size, "cpus": os.cpu_count(),
         "prepare_s": round(prepared_s, 1),
         "ray_data": {"seconds": summary["seconds"], "entities_per_s": summary["entities_per_s"],
-                     "peak_rss_mb_all_processes": round(ray_memory.peak_mb)},
+                     "peak_rss_mb_all_processes": round(ray_memory.peak["all"])},
         "plain_loop": {"seconds": round(loop_s, 2), "entities_per_s": round(loop_rate, 1),
-                       "peak_rss_mb": round(loop_memory.peak_mb), "rss_mb_before": round(before_loop_mb)},
+                       "peak_rss_mb": round(loop_memory.peak["all"]), "rss_mb_before": round(before_loop_mb)},
         "ratio_ray_over_loop": round(summary["entities_per_s"] / loop_rate, 2),
         "identical_rows": looped.equals(stored.select(looped.column_names).cast(looped.schema)),
         # code_version hashes the dmas sources: an edit between the two passes changes only that column

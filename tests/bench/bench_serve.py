@@ -99,24 +99,16 @@ def grow(store, first: int, last: int, seed: int) -> None:
             write_deltalake(table.uri, rows.cast(table.spec.schema), mode="append")
 
 
-def resident_bytes() -> int:
-    """This process's resident memory (Linux /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def view_cost(store) -> dict:
     from dmas.online import OnlineView
+    from tests.processes import rss_mb
 
     gc.collect()
-    before = resident_bytes()
+    before = rss_mb(os.getpid())
     started = time.perf_counter()
     view = OnlineView(store)
     seconds = time.perf_counter() - started
-    grown = resident_bytes() - before
-    return {"view": view, "build_s": round(seconds, 2), "memory_mb": round(grown / 2**20)}
+    return {"view": view, "build_s": round(seconds, 2), "memory_mb": round(rss_mb(os.getpid()) - before)}
 
 
 def absorb_cost(store, view, folder: Path, events: int = 1000) -> dict:
