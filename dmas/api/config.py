@@ -88,8 +88,8 @@ class ServeSettings(BaseModel):
     service_tokens: list[ApiKey] = Field(default_factory=list, description="the old platform's x-service-token "
                                          "values, stored like API keys: [{key_id, role, sha256}]")
     jwt: JwtSettings = Field(default_factory=JwtSettings)
-    # measured (tests/bench/bench_predict_ids.py, 2 cores): 50k ids in one /predict took 1.3 s and ~300 MB
-    # more in each of the ingress and the Predictor; 50k ids of ~15 characters also fill max_body_bytes
+    # measured (tests/bench/bench_predict_ids.py, 2 cores) with the earlier lookup-table serving: 50k ids in
+    # one /predict took 1.3 s and ~300 MB more per replica; 50k ids of ~15 characters also fill max_body_bytes
     max_entities_per_request: int = Field(50_000, gt=0, description="entity ids one /predict or /explain may "
                                           "name; more is a 413 saying how to page or raise it")
     # measured: integrated gradients take ~40 ms per entity here, so 1,000 explanations are ~40 s of a replica
