@@ -24,15 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients
 from torch import Tensor
 
 from dmas.errors import DmasError
 from dmas.model import BATCH_SPEC, FullModel, validate_batch
 from dmas.scoring.forward import SCORING_BATCH
+
+if TYPE_CHECKING:
+    from captum.attr import IntegratedGradients
 
 TARGETS = ("regression", "logit", "probability", "ranking_score")
 BASELINES = ("training_mean",)
@@ -45,6 +48,7 @@ ATTRIBUTED: dict[str, tuple[str, ...]] = {
     "artifact_vector": ("artifacts",),
 }
 EVENT_TIMES = ("event_dt_prev", "event_age")
+EVENT_KEYS = ("event_type", "event_value", *EVENT_TIMES, "event_mask")  # the inputs with an event axis
 NODES_PER_SEGMENT = 2  # Gauss-Legendre nodes per segment: n_steps=50 starts as 25 segments
 RTOL = 5e-3  # segments are refined until the completeness error is below RTOL * |f(x) - f(baseline)| ...
 ATOL = 1e-6  # ... plus ATOL, about float32 rounding of the head's value ...
@@ -105,17 +109,36 @@ def attribute(model: FullModel, inputs: Mapping[str, Tensor | np.ndarray], targe
     def head(*tensors: Tensor) -> Tensor:
         return getattr(model(dict(zip(names + fixed, tensors))), target)
 
-    x = tuple(batch[name] for name in names)
-    origin = tuple(torch.zeros_like(tensor) for tensor in x)
-    context = tuple(batch[key] for key in fixed)
-    f_x, f_baseline = _head_as_scored(head, x, origin, context)
+    def path_ends(of: dict[str, Tensor]) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], tuple[Tensor, ...]]:
+        x = tuple(of[name] for name in names)
+        return x, tuple(torch.zeros_like(tensor) for tensor in x), tuple(of[key] for key in fixed)
+
+    f_x, f_baseline = _head_as_scored(head, *path_ends(batch))
+    from captum.attr import IntegratedGradients  # here, not at import: scoring imports this module's errors
+
+    window = _event_window(batch["event_mask"][0])
+    x, origin, context = path_ends({key: value[:, window] if key in EVENT_KEYS else value
+                                    for key, value in batch.items()})
     found, n_nodes = _path_integral(IntegratedGradients(head), head, origin, x, context, n_steps,
                                     RTOL * abs(f_x - f_baseline) + ATOL)
     keys = [*ATTRIBUTED, *(EVENT_TIMES if event_times else ())]
     attributions = {key: np.zeros(batch[key].shape[1:], np.float32) for key in keys}
-    attributions.update({name: values[0].numpy() for name, values in zip(names, found)})
+    for name, values in zip(names, found):
+        attributions[name][window if name in EVENT_KEYS else slice(None)] = values[0].numpy()
     delta = abs(_total(attributions) - (f_x - f_baseline))
     return Attribution(target, baseline, n_steps, n_nodes, attributions, f_x, f_baseline, delta)
+
+
+def _event_window(mask: Tensor) -> slice:
+    """The event slots from the first real event to the last (one slot when there is none).
+
+    The path integral runs on these slots only: padded slots are masked out of attention (weight
+    exactly 0) and are zero going into the spectral mixer's zero-padded FFT, so dropping them leaves
+    the head's value unchanged up to float rounding, and the IG passes cost the entity's events, not
+    the window's length. f(x) and f(baseline) still come from the full scoring-shape pass.
+    """
+    real = torch.nonzero(mask).flatten().tolist()
+    return slice(real[0], real[-1] + 1) if real else slice(0, 1)
 
 
 def _path_integral(ig: IntegratedGradients, head, origin: tuple[Tensor, ...], x: tuple[Tensor, ...],

@@ -107,6 +107,31 @@ def test_the_first_pass_runs_all_steps_in_one_batch(attention_model, entities, o
     assert found.n_nodes == 50 + sum(rows[3::2])  # each later round: the nodes of the segments it bisected
 
 
+def test_the_path_integral_reads_only_the_entitys_event_slots(trained, entities, one):
+    """Events in the middle of the window: the IG passes run on the slots from the
+    first real event to the last, and the head there equals the full window's (both mixers)."""
+    entity = one(entities(trained.config, 1, seed=11), 0)
+    mask = torch.zeros_like(entity["event_mask"])
+    mask[0, 3:7] = True
+    entity["event_mask"] = mask
+    lengths = []
+    hook = trained.register_forward_pre_hook(lambda _, args: lengths.append(args[0]["event_type"].shape[1]))
+    try:
+        found = attribute(trained, entity, "regression")
+    finally:
+        hook.remove()
+    full = trained.config.max_events
+    assert lengths[0] == full and set(lengths[1:]) == {4}  # the scoring-shape pass, then only slots 3..6
+    assert (found.attributions["event_value"][:3] == 0).all() and (found.attributions["event_value"][7:] == 0).all()
+    assert found.attributions["event_value"][3:7].any()
+    assert found.delta <= 0.01 * abs(found.f_x - found.f_baseline)
+    cleaned = {key: torch.where(mask, value, 0) if key.startswith("event_") and key != "event_mask" else value
+               for key, value in entity.items()}
+    window = {key: value[:, 3:7] if key.startswith("event_") else value for key, value in cleaned.items()}
+    with torch.no_grad():
+        assert float(trained(window).regression) == pytest.approx(float(trained(cleaned).regression), rel=1e-5)
+
+
 def test_bad_requests_are_refused(attention_model, entities, one):
     batch = entities(attention_model.config, 2, seed=10)
     with pytest.raises(ExplainError, match="one entity at a time"):
