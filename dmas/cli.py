@@ -1,7 +1,8 @@
 """The `dmas` command: thin argument parsing over the same functions `jobs/` and `serve/` call.
 
 Every command prints a JSON result on stdout. Errors print one line on stderr and exit 2
-(`DmasError`: bad input, invalid settings, store problems) — mapped here, in one place.
+(`DmasError`: bad input, invalid settings, store problems; a collapse check's `QualityError` exits
+10 + its category: 11 data, 12 model, 13 resource, 14 timeout, 15 internal) — mapped here, in one place.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dmas.config import Settings, load_settings
 from dmas.errors import ConfigError, DmasError
 
 EXIT_USER_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A handler's result with an exit code other than 0 (e.g. --fail-on-collapse found collapse)."""
+
+    result: dict
+    exit_code: int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         result = args.handler(args, settings)
     except DmasError as exc:
         print(f"dmas: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return getattr(exc, "exit_code", EXIT_USER_ERROR)  # a collapse check's error: 10 + its category
     finally:
         sys.stdout = stdout
+    result, code = (result.result, result.exit_code) if isinstance(result, Finished) else (result, 0)
     print(json.dumps(result, indent=2, sort_keys=True, default=str), flush=True)
-    return 0
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_features(commands)
     _add_train(commands)
     _add_score(commands)
+    _add_collapse_check(commands)
     _add_serve(commands)
     _add_store(commands)
     _add_forget(commands)
@@ -286,6 +298,55 @@ def _run_verify(args, settings: Settings) -> dict:
     if not isinstance(receipt, dict):
         raise ConfigError("dmas verify: the receipt must be a JSON object")
     return verify(_store(settings), receipt, entity)
+
+
+def _add_collapse_check(commands) -> None:
+    sub = _command(commands, "collapse-check", "check a candidate dataset against a reference on eight calibrated "
+                   "dimensions (distribution, correlation, entropy, gradients, loss, spectra, generalization, tests) "
+                   "plus memorization; prints the JSON report and writes it with an HTML report", _run_collapse_check)
+    sub.add_argument("candidate", help="file (csv tsv json jsonl parquet feather hdf5 xlsx), pyarrow URI, or store "
+                     "table as NAME[@VERSION] (e.g. events@12)")
+    sub.add_argument("--reference", required=True, help="the dataset to compare with (same forms as the candidate)")
+    sub.add_argument("--target", help="the label column (dimensions 4, 5 and 7 predict it; without one they use a "
+                     "self-supervised task and say so)")
+    sub.add_argument("--order", help="the column that orders rows in time (spectral coherence)")
+    sub.add_argument("--kind", action="append", default=[], metavar="COLUMN=KIND",
+                     help="override an inferred column kind (numeric, categorical, boolean, datetime); repeatable")
+    sub.add_argument("--out", default=".", help="folder for collapse_report.json/.html and collapse_timings.json "
+                     "(default: the current folder)")
+    sub.add_argument("--dimensions", help="comma-separated dimension names to run (default: all eight)")
+    sub.add_argument("--seed", type=int, help="seed (default: settings quality.seed)")
+    sub.add_argument("--fail-on-collapse", action="store_true", help="exit 1 when collapse is detected")
+
+
+def _run_collapse_check(args, settings: Settings) -> dict:
+    from dmas.quality.collapse import collapse_report
+
+    kinds = {}
+    for override in args.kind:
+        column, _, kind = override.partition("=")
+        if not column or not kind:
+            raise ConfigError(f"--kind expects COLUMN=KIND, got {override!r}")
+        kinds[column] = kind
+    changes = {}
+    if args.dimensions:
+        changes["dimensions"] = [name.strip() for name in args.dimensions.split(",") if name.strip()]
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    try:
+        config = settings.quality.model_copy(update=changes)
+        config = type(config).model_validate(config.model_dump())
+    except ValueError as exc:
+        raise ConfigError(f"collapse-check: {exc}") from None
+    outcome = collapse_report(args.candidate, args.reference, target=args.target, order=args.order, kinds=kinds,
+                              config=config, out_dir=args.out, store_uri=settings.store_uri)
+    report = outcome.report
+    if not args.quiet:
+        print(f"dmas collapse-check: collapse {'DETECTED' if report['collapse_detected'] else 'not detected'}, "
+              f"drift {'DETECTED' if report['drift_detected'] else 'not detected'}, overall score "
+              f"{report['overall_score']}, {len(report['flags'])} flag(s); report: {outcome.html_path}",
+              file=sys.stderr, flush=True)
+    return Finished(outcome.summary(), 1 if args.fail_on_collapse and report["collapse_detected"] else 0)
 
 
 def _add_serve(commands) -> None:

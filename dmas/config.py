@@ -16,6 +16,7 @@ from dmas.api.config import ServeSettings
 from dmas.errors import ConfigError
 from dmas.features.config import FeatureSettings
 from dmas.limits import LimitSettings
+from dmas.quality.config import CollapseCheckConfig
 from dmas.runtime import RaySettings
 
 _yaml_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("dmas_yaml_file", default=None)
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    quality: CollapseCheckConfig = Field(default_factory=CollapseCheckConfig)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

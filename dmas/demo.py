@@ -78,6 +78,8 @@ def run_end_to_end(settings: Settings, *, workdir: str | Path = "dmas_demo", n_e
     say(f"export: events version {snapshot['events']} -> {export_path} ({rows} rows)")
     summary["export"] = {"path": str(export_path), "rows": rows}
 
+    summary["collapse_check"] = _collapse_checks(workdir / "quality", settings.seed, say)
+
     forgotten = _forget_one(store, say)
     summary["forget"] = forgotten
     summary["snapshot_after_forget"] = store.snapshot()
@@ -240,6 +242,40 @@ def _multipart(field: str, path: Path) -> tuple[str, bytes]:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _collapse_checks(folder: Path, seed: int, say: Callable[[str], None]) -> dict:
+    """A clean and a deliberately collapsed candidate (variance of x1 shrunk to 0.7, 10% copied rows)
+    checked against a reference table of the planted-collapse generator; both verdicts."""
+    from dmas.quality import planted
+    from dmas.quality.collapse import collapse_report
+    from dmas.quality.config import CollapseCheckConfig
+
+    rows = 4000
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = planted.reference_table(rows, seed)
+    collapsed = planted.memorization(reference, 0.1, seed + 2, candidate=planted.variance_shrink(
+        reference, 0.7, seed + 2))
+    paths = {"reference": folder / "reference.parquet", "clean": folder / "clean.csv",
+             "collapsed": folder / "collapsed.parquet"}
+    reference.to_parquet(paths["reference"], index=False)
+    planted.reference_table(rows, seed + 1).to_csv(paths["clean"], index=False)
+    collapsed.to_parquet(paths["collapsed"], index=False)
+    config = CollapseCheckConfig(seed=seed, cache_dir=str(folder / "null-cache"))  # the second check reuses nulls
+    found = {}
+    for name in ("clean", "collapsed"):
+        outcome = collapse_report(str(paths[name]), str(paths["reference"]), target="target", order="t",
+                                  config=config, out_dir=folder / name)
+        report = outcome.report
+        top = [f"{flag['dimension']}:{flag['evidence']['statistic']}({','.join(flag['columns'])})"
+               for flag in report["flags"][:3]]
+        say(f"collapse-check: {name} candidate ({rows} rows) -> collapse "
+            f"{'DETECTED' if report['collapse_detected'] else 'not detected'}, drift "
+            f"{'detected' if report['drift_detected'] else 'not detected'}, overall score {report['overall_score']}, "
+            f"{len(report['flags'])} flag(s) {top} in {outcome.timings['total_s']:.1f} s -> {outcome.html_path}")
+        found[name] = {"collapse_detected": report["collapse_detected"], "drift_detected": report["drift_detected"],
+                       "flags": len(report["flags"]), "html": str(outcome.html_path)}
+    return found
 
 
 def _forget_one(store: Store, say: Callable[[str], None]) -> dict:

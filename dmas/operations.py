@@ -119,6 +119,19 @@ def preload_demo(store: Store, settings: Settings, params: dict) -> dict:
                                                                        "created_at")}}
 
 
+def collapse_check(store: Store, settings: Settings, params: dict) -> dict:
+    """A collapse check of `candidate` against `reference` (staged uploads or store tables): the JSON report
+    and, apart, its timings (the HTML page is rendered from the report when asked for)."""
+    from dmas.quality.collapse import collapse_report
+
+    changes = {key: params[key] for key in ("dimensions", "seed") if params.get(key) is not None}
+    config = type(settings.quality).model_validate({**settings.quality.model_dump(), **changes})
+    outcome = collapse_report(params["candidate"], params["reference"], target=params.get("target"),
+                              order=params.get("order"), kinds=params.get("kinds"), config=config,
+                              store_uri=store.uri)
+    return {**outcome.report, "timings": outcome.timings}
+
+
 def _counts(report: dict) -> dict:
     return {key: report[key] for key in ("total_rows", "success_rows", "failed_rows", "inserted_rows", "version")}
 
@@ -132,6 +145,7 @@ OPERATIONS: dict[str, Callable[[Store, Settings, dict], dict]] = {
     "predict": predict,
     "preload_demo": preload_demo,
     "reproduce": reproduce_run,
+    "collapse_check": collapse_check,
 }
 
 

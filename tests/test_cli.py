@@ -274,6 +274,10 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert live["probability_after"] != live["probability_before"] and live["receipt"] == "verified"
     assert 0 <= live["inline_probability"] <= 1
     assert summary["score"]["rows"] == 60 and summary["score"]["receipt"] == "verified"
+    checks = summary["collapse_check"]  # a clean and a collapsed candidate, both verdicts printed
+    assert not checks["clean"]["collapse_detected"] and checks["collapsed"]["collapse_detected"]
+    assert (tmp_path / checks["collapsed"]["html"]).is_file()
+    assert "collapse-check: clean candidate" in result.stderr and "collapse DETECTED" in result.stderr
     assert "ingest events:" in result.stderr and "forget" in result.stderr
     assert "rank_ndcg@10" in result.stderr and "GET /health/queues" in result.stderr  # the original API's reads
 

@@ -1,0 +1,211 @@
+"""Dimension 2, correlation preservation: do the columns still move together as they did?
+
+A collapsed generator often keeps every column's own distribution and loses (or exaggerates) how
+columns relate. This dimension compares the Pearson and Spearman matrices of the continuous
+columns (pairwise complete rows) pair by pair, both ways: a broken correlation (0.6 -> 0.3) and an
+inflated one (0.6 -> 0.9) are both findings. Whole-matrix summaries (Frobenius norm of the
+difference, correlation of the two matrices' entries) catch many small changes at once. Pairs of
+categorical columns get the distance between their two association patterns, in Cramér's V units.
+Every statistic is invariant to a shift of location, so drift never shows here. The order column
+(time) is left out: its correlations are trends of one realisation that no resample of the
+reference can calibrate.
+
+Null draws are disjoint splits of the reference: the distances sit above zero by an amount that
+depends on the sample size, and two independent halves reproduce that, where a bootstrap resample
+compared with its own source would not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dmas.quality.dimension import CheckContext, Dimension, Statistic, rounded
+from dmas.quality.frame import QualityFrame
+
+MIN_PAIR_ROWS = 3  # a correlation over fewer complete rows is undefined (NaN)
+MIN_SIGNAL_TO_NOISE = 10.0  # correlation of correlations needs the entries' variance this many times their
+# sampling noise; with no structure to preserve it is noise itself (NaN then)
+
+
+class CorrelationPreservation(Dimension):
+    """Per-pair Pearson/Spearman differences, categorical association changes, two whole-matrix summaries."""
+
+    name = "correlation_preservation"
+    number = 2
+    title = "Correlation preservation"
+    null_sampling = "split"
+
+    def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
+        names = _continuous(reference)
+        found: list[Statistic] = []
+        pearson = (pearson_matrix(reference.matrix(names)), pearson_matrix(candidate.matrix(names)))
+        spearman = (spearman_matrix(reference.matrix(names)), spearman_matrix(candidate.matrix(names)))
+        for kind, (before, after) in (("pearson", pearson), ("spearman", spearman)):
+            found.extend(_pair_differences(f"{kind}_difference", names, before, after))
+        if len(names) >= 2:
+            found.append(_frobenius(*pearson))
+            found.append(_correlation_of_correlations(*pearson, reference.n_rows, candidate.n_rows))
+        discrete = reference.discrete()
+        for first, name_a in enumerate(discrete):
+            for name_b in discrete[first + 1:]:
+                sizes = code_count(reference, candidate, name_a), code_count(reference, candidate, name_b)
+                before = contingency(reference.values[name_a], reference.values[name_b], *sizes)
+                after = contingency(candidate.values[name_a], candidate.values[name_b], *sizes)
+                found.append(Statistic("association_change", (name_a, name_b), association_change(before, after),
+                                       0.0, "higher", evidence={"reference_cramers_v": rounded(cramers_v(before)),
+                                                                "candidate_cramers_v": rounded(cramers_v(after))}))
+        return found
+
+    def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
+        """The two Pearson matrices and their difference, for the report's heat map."""
+        names = _continuous(reference)
+        before, after = pearson_matrix(reference.matrix(names)), pearson_matrix(candidate.matrix(names))
+        return {"columns": names, "reference": _rounded(before), "candidate": _rounded(after),
+                "difference": _rounded(after - before)}
+
+
+def pearson_matrix(values: np.ndarray) -> np.ndarray:
+    """float64 [p, p] Pearson correlations of the columns of `values` [n, p], each pair over the rows
+    where both are present; NaN where a pair has fewer than MIN_PAIR_ROWS rows or a constant column.
+
+    Sums are numpy reductions (einsum, no BLAS), so the result does not depend on the thread count.
+    """
+    present = ~np.isnan(values)
+    if present.all() and len(values) >= MIN_PAIR_ROWS:
+        centred = values - np.mean(values, axis=0)
+        cross = np.einsum("ni,nj->ij", centred, centred)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = cross / np.sqrt(np.outer(cross.diagonal(), cross.diagonal()))
+        correlation[~(np.outer(cross.diagonal(), cross.diagonal()) > 0)] = np.nan
+        return np.clip(correlation, -1.0, 1.0)
+    weight = present.astype(np.float64)
+    count = np.einsum("ni,nj->ij", weight, weight)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.sum(np.where(present, values, 0.0), axis=0) / np.maximum(count.diagonal(), 1.0)
+        centred = np.where(present, values - shift, 0.0)  # centred first, so the sums below cancel little
+        sums = np.einsum("ni,nj->ij", centred, weight)  # [i, j]: column i summed over rows where j is present
+        squares = np.einsum("ni,nj->ij", centred * centred, weight)
+        cross = np.einsum("ni,nj->ij", centred, centred)
+        mean = sums / count
+        covariance = cross / count - mean * mean.T
+        variance = squares / count - mean * mean
+        correlation = covariance / np.sqrt(variance * variance.T)
+    correlation[(count < MIN_PAIR_ROWS) | ~(variance * variance.T > 0)] = np.nan
+    return np.clip(correlation, -1.0, 1.0)
+
+
+def spearman_matrix(values: np.ndarray) -> np.ndarray:
+    """Spearman correlations: Pearson of each column's average ranks (ranked over its present values)."""
+    ranks = np.full(values.shape, np.nan)
+    for column in range(values.shape[1]):
+        present = np.flatnonzero(~np.isnan(values[:, column]))
+        ranks[present, column] = average_ranks(values[present, column])
+    return pearson_matrix(ranks)
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average (scipy.stats.rankdata's default, at a third of its cost)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_run = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(starts_run)
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(starts_run) - 1]
+    return ranks
+
+
+def code_count(reference: QualityFrame, candidate: QualityFrame, name: str) -> int:
+    """How many codes a discrete column can take on either side (its shared levels, or the largest code seen)."""
+    seen = max(int(reference.values[name].max(initial=-1)), int(candidate.values[name].max(initial=-1))) + 1
+    return max(len(reference.levels.get(name, ())), seen)
+
+
+def contingency(codes_a: np.ndarray, codes_b: np.ndarray, size_a: int, size_b: int) -> np.ndarray:
+    """float64 [size_a, size_b] counts of code pairs over the rows where both codes are present."""
+    present = (codes_a >= 0) & (codes_b >= 0)
+    joint = codes_a[present].astype(np.int64) * size_b + codes_b[present]
+    return np.bincount(joint, minlength=size_a * size_b).reshape(size_a, size_b).astype(np.float64)
+
+
+def cramers_v(table: np.ndarray) -> float:
+    """Cramér's V of a contingency table over the levels it has; NaN with fewer than two of either."""
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    if min(table.shape) < 2:
+        return float("nan")
+    total = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    return float(np.sqrt(np.sum((table - expected) ** 2 / expected) / total / (min(table.shape) - 1)))
+
+
+def association_change(before: np.ndarray, after: np.ndarray) -> float:
+    """How far the association pattern of `after` is from that of `before`, in Cramér's V units:
+    sqrt(sum (r_after - r_before)^2 / (p_i p_j) / (min(rows, columns) - 1)), r = a table's shares minus
+    the product of its own marginal shares, p = both tables' pooled marginal shares. It is V_before when
+    the association is lost and V_before * |k - 1| when scaled by k; NaN with fewer than two levels.
+
+    One two-sample distance rather than the difference of the two V's: near independence V sits at a
+    corner (V >= 0), and a null split of one reference, whose halves fall either side of it, would say
+    the difference never moves when the reference happens to be closer to independence than usual."""
+    if before.sum() == 0 or after.sum() == 0:
+        return float("nan")
+    residuals = [shares - np.outer(shares.sum(axis=1), shares.sum(axis=0))
+                 for shares in (before / before.sum(), after / after.sum())]
+    pooled = (before + after) / (before.sum() + after.sum())
+    rows, columns = pooled.sum(axis=1) > 0, pooled.sum(axis=0) > 0
+    if min(rows.sum(), columns.sum()) < 2:
+        return float("nan")
+    weight = np.outer(pooled.sum(axis=1)[rows], pooled.sum(axis=0)[columns])
+    difference = (residuals[1] - residuals[0])[rows][:, columns]
+    return float(np.sqrt(np.sum(difference ** 2 / weight) / (min(rows.sum(), columns.sum()) - 1)))
+
+
+def _pair_differences(name: str, names: list[str], before: np.ndarray, after: np.ndarray) -> list[Statistic]:
+    found = []
+    for i, name_a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            found.append(Statistic(name, (name_a, names[j]), float(after[i, j] - before[i, j]), 0.0, "two_sided",
+                                   evidence={"reference": rounded(before[i, j]), "candidate": rounded(after[i, j])}))
+    return found
+
+
+def _continuous(frame: QualityFrame) -> list[str]:
+    """The continuous columns but the order column, sorted."""
+    return [name for name in frame.continuous() if name != frame.order]
+
+
+def _upper(matrix: np.ndarray) -> np.ndarray:
+    return matrix[np.triu_indices(matrix.shape[0], k=1)]
+
+
+def _frobenius(before: np.ndarray, after: np.ndarray) -> Statistic:
+    """Frobenius norm of the off-diagonal difference (each pair counted twice, as in the full matrix)."""
+    difference = _upper(after - before)
+    finite = difference[np.isfinite(difference)]
+    value = float(np.sqrt(2.0 * np.sum(finite ** 2))) if len(finite) else float("nan")
+    return Statistic("pearson_frobenius", (), value, 0.0, "higher",
+                     evidence={"pairs": len(finite), "worst_pair_difference": rounded(
+                         float(finite[np.argmax(np.abs(finite))]) if len(finite) else float("nan"))})
+
+
+def _correlation_of_correlations(before: np.ndarray, after: np.ndarray, n_before: int, n_after: int) -> Statistic:
+    """Pearson correlation of the two matrices' entries: 1 when the pattern of correlations is kept.
+
+    NaN with fewer than three pairs, or when the correlations (both sides averaged, so every null split
+    of one reference decides alike) spread too little above their sampling noise for the pattern to
+    mean anything (independent columns)."""
+    a, b = _upper(before), _upper(after)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    noise = 1.0 / max(n_before, 1) + 1.0 / max(n_after, 1)
+    value = float("nan")
+    if len(a) >= 3 and np.var((a + b) / 2) >= MIN_SIGNAL_TO_NOISE * noise and np.var(a) > 0 and np.var(b) > 0:
+        value = float(np.corrcoef(a, b)[0, 1])
+    return Statistic("correlation_of_correlations", (), value, 1.0, "lower",
+                     evidence={"pairs": len(a), "reference_spread": rounded(float(np.std(a)) if len(a) else np.nan)})
+
+
+def _rounded(matrix: np.ndarray) -> list[list[float | None]]:
+    return [[rounded(value) for value in row] for row in matrix]

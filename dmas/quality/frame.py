@@ -1,0 +1,90 @@
+"""The two tables a collapse check compares, encoded the same way: `QualityFrame`.
+
+Every dimension reads the same representation, so none re-parses a file or guesses a column's kind:
+numeric and datetime columns are float64 (datetime as seconds since the epoch, NaN when missing);
+categorical and boolean columns are int32 codes into levels shared by the reference and the
+candidate (-1 when missing), so a code means the same level on both sides. Rows keep the file's
+order; `order` names the column that sorts them in time when one is declared (spectral coherence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
+CONTINUOUS_KINDS = ("numeric", "datetime")
+DISCRETE_KINDS = ("categorical", "boolean")
+
+
+@dataclass(frozen=True)
+class QualityFrame:
+    """One side of a check: column kinds, values per column, shared levels, and row count.
+
+    `values[name]` is float64 [n] for numeric/datetime columns and int32 [n] codes for
+    categorical/boolean ones (`levels[name][code]`, -1 = missing). Columns are in a fixed (sorted) order.
+    """
+
+    kinds: dict[str, ColumnKind]
+    values: dict[str, np.ndarray]
+    levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    target: str | None = None
+    order: str | None = None
+
+    def __post_init__(self) -> None:
+        lengths = {len(array) for array in self.values.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of one frame differ in length: {sorted(lengths)}")
+        if set(self.values) != set(self.kinds):
+            raise ValueError("values and kinds must name the same columns")
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.values.values()))) if self.values else 0
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.kinds)
+
+    def of_kind(self, *kinds: ColumnKind) -> list[str]:
+        """Column names of these kinds, sorted."""
+        return [name for name in self.names if self.kinds[name] in kinds]
+
+    def continuous(self) -> list[str]:
+        """Numeric and datetime columns (float64 values)."""
+        return self.of_kind(*CONTINUOUS_KINDS)
+
+    def discrete(self) -> list[str]:
+        """Categorical and boolean columns (int32 codes)."""
+        return self.of_kind(*DISCRETE_KINDS)
+
+    def features(self, exclude: tuple[str, ...] = ()) -> list[str]:
+        """Every column except the target, the order column and `exclude`, sorted."""
+        return [name for name in self.names if name not in (self.target, self.order) and name not in exclude]
+
+    def take(self, rows: np.ndarray) -> QualityFrame:
+        """The frame of these row numbers (a resample or a subset), same kinds and levels."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return QualityFrame(self.kinds, {name: array[rows] for name, array in self.values.items()},
+                            self.levels, self.target, self.order)
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """float64 [n, len(names)]: continuous values as they are, codes as floats (missing code -> NaN)."""
+        if not names:
+            return np.zeros((self.n_rows, 0))
+        columns = []
+        for name in names:
+            array = self.values[name]
+            if self.kinds[name] in DISCRETE_KINDS:
+                array = np.where(array < 0, np.nan, array.astype(np.float64))
+            columns.append(array)
+        return np.column_stack(columns)
+
+    def ordered(self) -> QualityFrame:
+        """The rows sorted by `order` (stable; missing last), or as they are when no order is declared."""
+        if self.order is None:
+            return self
+        key = self.values[self.order]
+        return self.take(np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable"))

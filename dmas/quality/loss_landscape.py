@@ -1,0 +1,104 @@
+"""Dimension 5, loss landscape: does the probe's training curve change when it trains on the candidate?
+
+The probe of `dmas.quality.probe` is trained over `SEEDS` seeds on each side (same initial weights and
+batch orders on both). Each statistic is the log ratio candidate / reference of one property of the
+curves: roughness (mean |second difference| of the log minibatch loss), convergence stability (how
+much the seeds disagree on held-out reference rows once trained), the final training loss, and the
+loss on held-out reference rows. A candidate with little variance or a few distinct rows is fitted
+too easily (lower final loss), and what the probe learnt from it transfers worse to real data: its
+held-out reference loss rises above that of the probe trained on the reference itself.
+
+Convergence stability is measured as the seeds' disagreement over a thousand held-out rows rather
+than as the standard deviation of three final losses: with three seeds that has two degrees of
+freedom and a heavy left tail (a log chi-square), which a calibrated threshold would misjudge; each
+side's final loss per seed is in `describe` for the reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dmas.quality.dimension import CheckContext, Dimension, Direction, Statistic
+from dmas.quality.frame import QualityFrame
+from dmas.quality.probe import SEEDS, STEPS, ProbeRun, train_pair
+
+FLOOR = 1e-12  # losses and spreads are floored here before logs (a perfectly fitted candidate is a finding)
+PICTURE_POINTS = 50
+
+
+def _roughness(run: ProbeRun) -> float:
+    return float(np.mean(np.abs(np.diff(np.log(np.maximum(run.losses, FLOOR)), n=2, axis=1))))
+
+
+def _disagreement(run: ProbeRun) -> float:
+    return run.holdout_disagreement
+
+
+def _final(run: ProbeRun) -> float:
+    return float(np.mean(run.final_loss))
+
+
+def _holdout(run: ProbeRun) -> float:
+    return float(np.mean(run.holdout_loss))
+
+
+MEASURES: tuple[tuple[str, Callable[[ProbeRun], float], Direction, str], ...] = (
+    ("loss_roughness_log_ratio", _roughness, "two_sided",
+     "mean |second difference| of the log minibatch loss along training, averaged over seeds"),
+    ("seed_disagreement_log_ratio", _disagreement, "two_sided",
+     "variance over seeds of the prediction for each held-out reference row, mean over rows"),
+    ("final_loss_log_ratio", _final, "two_sided", "final loss on the side's own training rows, mean over seeds"),
+    ("holdout_loss_log_ratio", _holdout, "higher", "final loss on held-out reference rows, mean over seeds"),
+)
+
+
+class LossLandscape(Dimension):
+    """The probe's loss curves on the candidate vs on the reference: roughness, spread, level, transfer."""
+
+    name = "loss_landscape"
+    number = 5
+    title = "Loss landscape"
+
+    def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
+        pair = train_pair(reference, candidate, context)
+        if pair is None:
+            return []
+        found = []
+        for name, measure, direction, meaning in MEASURES:
+            ref = measure(pair.reference) if pair.reference is not None else np.nan
+            cand = measure(pair.candidate) if pair.candidate is not None else np.nan
+            found.append(Statistic(name, (pair.task.column,), _log_ratio(cand, ref), 0.0, direction,
+                                   evidence={"candidate": _round(cand), "reference": _round(ref), "measure": meaning,
+                                             "seeds": SEEDS}))
+        return found
+
+    def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
+        """Mean loss curve over seeds on both sides (and each side's held-out loss), for the report."""
+        pair = train_pair(reference, candidate, context)
+        if pair is None:
+            return {"notes": ["no probe: the table has no column to predict from the others"]}
+        details: dict[str, Any] = {"probe": pair.describe(), "notes": [pair.task.note()]}
+        if not pair.complete:
+            details["notes"].append("too few usable rows on one side to train the probe: no statistics")
+            return details
+        every = np.linspace(0, STEPS - 1, min(STEPS, PICTURE_POINTS)).astype(int)
+        details["steps"] = [int(step) for step in every]
+        for side in ("reference", "candidate"):
+            run: ProbeRun = getattr(pair, side)
+            details[f"{side}_loss"] = [_round(v) for v in run.losses.mean(axis=0)[every]]
+            details[f"{side}_holdout_loss"] = _round(float(run.holdout_loss.mean()))
+            details[f"{side}_final_loss_per_seed"] = [_round(v) for v in run.final_loss]
+        return details
+
+
+def _log_ratio(value: float, base: float) -> float:
+    if not (np.isfinite(value) and np.isfinite(base)):
+        return np.nan
+    return float(np.log(max(value, FLOOR) / max(base, FLOOR)))
+
+
+def _round(value: float) -> float | None:
+    return float(f"{value:.6g}") if np.isfinite(value) else None
