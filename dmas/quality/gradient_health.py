@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from dmas.quality.dimension import CheckContext, Dimension, Statistic
+from dmas.quality.dimension import CheckContext, Dimension, Statistic, rounded
 from dmas.quality.frame import QualityFrame
-from dmas.quality.probe import LAYERS, SEEDS, STEPS, ProbePair, ProbeRun, train_pair
+from dmas.quality.probe import LAYERS, SEEDS, STEPS, ProbePair, ProbeRun, describe_pair, log_ratio, train_pair
 
 # a layer's gradient norm at one step has vanished below VANISHING times, or exploded above EXPLODING times,
 # the reference's median norm of that layer (relative, so the bounds do not depend on the data's units)
 VANISHING = 1e-3
 EXPLODING = 1e3
-FLOOR = 1e-12
 LATE = slice(STEPS - STEPS // 4, None)  # the last quarter of the steps: the "late" medians
 PICTURE_POINTS = 30
 
@@ -45,33 +44,25 @@ class GradientHealth(Dimension):
         for index, layer in enumerate(LAYERS):
             for name, steps in (("gradient_norm_log_ratio", slice(None)), ("late_gradient_norm_log_ratio", LATE)):
                 ref, cand = _median(pair.reference, index, steps), _median(pair.candidate, index, steps)
-                found.append(Statistic(f"{name}.{layer}", columns, _log_ratio(cand, ref), 0.0, "two_sided",
-                                       evidence={"layer": layer, "candidate_median_norm": _round(cand),
-                                                 "reference_median_norm": _round(ref)}))
+                found.append(Statistic(f"{name}.{layer}", columns, log_ratio(cand, ref), 0.0, "two_sided",
+                                       evidence={"layer": layer, "candidate_median_norm": rounded(cand),
+                                                 "reference_median_norm": rounded(ref)}))
         for name, limit in (("vanishing_gradient_share", VANISHING), ("exploding_gradient_share", EXPLODING)):
             ref, cand = _share(pair, "reference", limit), _share(pair, "candidate", limit)
             found.append(Statistic(name, columns, cand - ref, 0.0, "higher",
-                                   evidence={"candidate_share": _round(cand), "reference_share": _round(ref),
+                                   evidence={"candidate_share": rounded(cand), "reference_share": rounded(ref),
                                              "limit_times_reference_median": limit,
                                              "norms_per_side": SEEDS * STEPS * len(LAYERS)}))
         return found
 
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
         """Median gradient norm over seeds per layer along training (both sides), and what the probe was."""
-        pair = train_pair(reference, candidate, context)
-        if pair is None:
-            return {"notes": ["no probe: the table has no column to predict from the others"]}
-        details: dict[str, Any] = {"probe": pair.describe(), "notes": [pair.task.note()]}
-        if not pair.complete:
-            details["notes"].append("too few usable rows on one side to train the probe: no statistics")
-            return details
-        every = np.linspace(0, STEPS - 1, min(STEPS, PICTURE_POINTS)).astype(int)
-        details["steps"] = [int(step) for step in every]
-        for side in ("reference", "candidate"):
-            norms = np.median(getattr(pair, side).gradient_norms, axis=0)[every]  # [points, layers]
-            details[f"{side}_gradient_norms"] = {layer: [_round(v) for v in norms[:, i]]
-                                                 for i, layer in enumerate(LAYERS)}
-        return details
+        return describe_pair(train_pair(reference, candidate, context), PICTURE_POINTS, _norm_curves)
+
+
+def _norm_curves(run: ProbeRun, steps: np.ndarray) -> dict[str, Any]:
+    norms = np.median(run.gradient_norms, axis=0)[steps]  # [points, layers]
+    return {"gradient_norms": {layer: [rounded(v) for v in norms[:, i]] for i, layer in enumerate(LAYERS)}}
 
 
 def _median(run: ProbeRun | None, layer: int, steps: slice) -> float:
@@ -86,14 +77,3 @@ def _share(pair: ProbePair, side: str, limit: float) -> float:
     bound = limit * np.median(pair.reference.gradient_norms, axis=(0, 1))  # [layers]
     norms = getattr(pair, side).gradient_norms
     return float(np.mean(norms < bound if limit < 1 else norms > bound))
-
-
-def _log_ratio(value: float, base: float) -> float:
-    """log(value / base), norms floored at FLOOR so an all-zero gradient is a (huge) finding, not NaN."""
-    if not (np.isfinite(value) and np.isfinite(base)):
-        return np.nan
-    return float(np.log(max(value, FLOOR) / max(base, FLOOR)))
-
-
-def _round(value: float) -> float | None:
-    return float(f"{value:.6g}") if np.isfinite(value) else None

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from dmas.quality.dimension import CheckContext, Dimension, Direction, Statistic
+from dmas.quality.dimension import CheckContext, Dimension, Direction, Statistic, rounded
 from dmas.quality.frame import QualityFrame
-from dmas.quality.probe import SEEDS, STEPS, ProbeRun, train_pair
+from dmas.quality.probe import FLOOR, SEEDS, ProbeRun, describe_pair, log_ratio, train_pair
 
-FLOOR = 1e-12  # losses and spreads are floored here before logs (a perfectly fitted candidate is a finding)
 PICTURE_POINTS = 50
 
 
@@ -70,35 +69,17 @@ class LossLandscape(Dimension):
         for name, measure, direction, meaning in MEASURES:
             ref = measure(pair.reference) if pair.reference is not None else np.nan
             cand = measure(pair.candidate) if pair.candidate is not None else np.nan
-            found.append(Statistic(name, (pair.task.column,), _log_ratio(cand, ref), 0.0, direction,
-                                   evidence={"candidate": _round(cand), "reference": _round(ref), "measure": meaning,
+            found.append(Statistic(name, (pair.task.column,), log_ratio(cand, ref), 0.0, direction,
+                                   evidence={"candidate": rounded(cand), "reference": rounded(ref), "measure": meaning,
                                              "seeds": SEEDS}))
         return found
 
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
         """Mean loss curve over seeds on both sides (and each side's held-out loss), for the report."""
-        pair = train_pair(reference, candidate, context)
-        if pair is None:
-            return {"notes": ["no probe: the table has no column to predict from the others"]}
-        details: dict[str, Any] = {"probe": pair.describe(), "notes": [pair.task.note()]}
-        if not pair.complete:
-            details["notes"].append("too few usable rows on one side to train the probe: no statistics")
-            return details
-        every = np.linspace(0, STEPS - 1, min(STEPS, PICTURE_POINTS)).astype(int)
-        details["steps"] = [int(step) for step in every]
-        for side in ("reference", "candidate"):
-            run: ProbeRun = getattr(pair, side)
-            details[f"{side}_loss"] = [_round(v) for v in run.losses.mean(axis=0)[every]]
-            details[f"{side}_holdout_loss"] = _round(float(run.holdout_loss.mean()))
-            details[f"{side}_final_loss_per_seed"] = [_round(v) for v in run.final_loss]
-        return details
+        return describe_pair(train_pair(reference, candidate, context), PICTURE_POINTS, _loss_curves)
 
 
-def _log_ratio(value: float, base: float) -> float:
-    if not (np.isfinite(value) and np.isfinite(base)):
-        return np.nan
-    return float(np.log(max(value, FLOOR) / max(base, FLOOR)))
-
-
-def _round(value: float) -> float | None:
-    return float(f"{value:.6g}") if np.isfinite(value) else None
+def _loss_curves(run: ProbeRun, steps: np.ndarray) -> dict[str, Any]:
+    return {"loss": [rounded(v) for v in run.losses.mean(axis=0)[steps]],
+            "holdout_loss": rounded(float(run.holdout_loss.mean())),
+            "final_loss_per_seed": [rounded(v) for v in run.final_loss]}

@@ -15,6 +15,8 @@ same initial weights and batch order on both sides, so only the data differs.
 - Deterministic whatever the thread count: one torch thread inside the training (restored after),
   every random choice from seeded generators. A run is cached by the digest of its exact inputs, so
   the reference's run is trained once per check and dimensions 4 and 5 share the candidate's.
+
+Both dimensions compare a measure of the two runs as `log_ratio` and draw them through `describe_pair`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -46,6 +48,7 @@ LIMIT = 1e6  # standardised values are clipped here: absurd values explode the g
 LAYERS = ("layer1", "layer2", "output")
 CACHE_SIZE = 16
 TASK_ROWS = 5000  # reference rows the self-supervised task column is chosen on
+FLOOR = 1e-12  # norms, losses and spreads are floored here before logs (an all-zero one is a finding, not NaN)
 _SETTINGS = (PROBE_ROWS, HOLDOUT_ROWS, STEPS, BATCH, HIDDEN, SEEDS, LEARNING_RATE, MAX_LEVELS, LIMIT)
 
 
@@ -141,6 +144,30 @@ def train_pair(reference: QualityFrame, candidate: QualityFrame, context: CheckC
             if len(y) >= MIN_ROWS and holdout_size >= MIN_ROWS else None
             for x, y in ((x_ref, y_ref), (x_cand, y_cand))]
     return ProbePair(task, runs[0], runs[1], holdout_size)
+
+
+def log_ratio(value: float, base: float) -> float:
+    """log(value / base) of one measure of the two runs, both floored at FLOOR; NaN when either is missing."""
+    if not (np.isfinite(value) and np.isfinite(base)):
+        return np.nan
+    return float(np.log(max(value, FLOOR) / max(base, FLOOR)))
+
+
+def describe_pair(pair: ProbePair | None, points: int,
+                  curves: Callable[[ProbeRun, np.ndarray], dict[str, Any]]) -> dict[str, Any]:
+    """A probe dimension's report details: what the probe was, notes, and `curves(run, steps)` of each side
+    (keys prefixed "reference_", "candidate_") at `points` evenly spaced training steps, when both sides trained."""
+    if pair is None:
+        return {"notes": ["no probe: the table has no column to predict from the others"]}
+    details: dict[str, Any] = {"probe": pair.describe(), "notes": [pair.task.note()]}
+    if not pair.complete:
+        details["notes"].append("too few usable rows on one side to train the probe: no statistics")
+        return details
+    every = np.linspace(0, STEPS - 1, min(STEPS, points)).astype(int)
+    details["steps"] = [int(step) for step in every]
+    for side in ("reference", "candidate"):
+        details.update({f"{side}_{key}": value for key, value in curves(getattr(pair, side), every).items()})
+    return details
 
 
 def _rows(run: ProbeRun | None) -> int:

@@ -103,3 +103,18 @@ def test_the_job_script_runs_the_same_check(tables, tmp_path):
                            "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["collapse_detected"] and (tmp_path / HTML_NAME).is_file()
+
+
+@pytest.mark.slow
+def test_report_bytes_are_the_same_on_one_cpu_and_on_two(tables, tmp_path):
+    """All eight dimensions, run by the job script pinned to one CPU and free on both: same report bytes."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("this machine has one CPU")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name, pinned in (("one", ["taskset", "-c", "0"]), ("two", [])):
+        done = subprocess.run([*pinned, sys.executable, str(REPO / "jobs" / "collapse_check.py"),
+                               str(tables["clean"]), "--reference", str(tables["reference"]), "--target", "target",
+                               "--order", "t", "--out", str(tmp_path / name), "--quiet"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "one" / JSON_NAME).read_bytes() == (tmp_path / "two" / JSON_NAME).read_bytes()

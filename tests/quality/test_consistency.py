@@ -9,49 +9,25 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.consistency import StatisticalConsistency, anderson_darling, chi_square, holm, mann_whitney
-from dmas.quality.dimension import CheckContext
 from dmas.quality.distribution import centred_pair
-from dmas.quality.frame import QualityFrame
-
-N = 20_000
-REPORT_STATISTICS = 300  # about a full report's count at 10 columns: thresholds as strict as in a real check
-LEVELS = tuple("abcdefgh")
-SHARES = (0.4, 0.25, 0.15, 0.1, 0.05, 0.03, 0.015, 0.005)  # "f" is the 3% level
-KINDS = {"normal": "numeric", "lognormal": "numeric", "counts": "numeric", "level": "categorical",
-         "flag": "boolean"}
-CONTEXT = CheckContext(seed=0, target=None, max_rows=20_000)
+from tests.quality import judging
+from tests.quality.test_distribution import CONTEXT, LEVELS, REPORT_STATISTICS, SHARES, N, frame
+from tests.quality.test_distribution import sample as distribution_sample
 
 
 def sample(seed: int, n: int = N, shares: tuple[float, ...] = SHARES) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {"normal": rng.normal(10.0, 2.0, n), "lognormal": rng.lognormal(3.0, 0.8, n),
-            "counts": rng.poisson(3.0, n).astype(np.float64),
-            "level": rng.choice(len(LEVELS), size=n, p=np.asarray(shares) / sum(shares)).astype(np.int32),
-            "flag": (rng.random(n) < 0.3).astype(np.int32)}
+    """The columns of test_distribution's sample but the bimodal one: normal, lognormal, counts, level, flag."""
+    return distribution_sample(seed, n, shares, bimodal=False)
 
 
-def frame(values: dict[str, np.ndarray]) -> QualityFrame:
-    return QualityFrame({name: KINDS[name] for name in values}, values,
-                        {"level": LEVELS, "flag": ("False", "True")})
+reference, calibration = judging.calibrated_fixtures(StatisticalConsistency, lambda: frame(sample(0)), N, CONTEXT)
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return frame(sample(0))
-
-
-@pytest.fixture(scope="module")
-def calibration(reference) -> NullCalibration:
-    return NullCalibration().fit(reference, N, [StatisticalConsistency()], CONTEXT)
-
-
-def flagged(reference, calibration, candidate, n_statistics=REPORT_STATISTICS) -> set[tuple[str, str, str]]:
+def flagged(reference, calibration, candidate, n_statistics=REPORT_STATISTICS) -> set[tuple[str, ...]]:
     """(statistic, column, finding) of every flagged statistic."""
-    dimension = StatisticalConsistency()
-    judged = calibration.judge(dimension, dimension.statistics(reference, candidate, CONTEXT), n_statistics)
-    return {(j.statistic.name, *j.statistic.columns, j.statistic.finding) for j in judged if j.flagged}
+    found = judging.judged(StatisticalConsistency(), calibration, reference, candidate, CONTEXT, n_statistics)
+    return judging.flagged_keys(found, with_finding=True)
 
 
 def test_anderson_darling_is_scipys_midrank_test_on_centred_samples():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.correlation import (
     CorrelationPreservation,
     association_change,
@@ -18,6 +17,7 @@ from dmas.quality.correlation import (
 )
 from dmas.quality.dimension import CheckContext
 from dmas.quality.frame import QualityFrame
+from tests.quality import judging
 
 N = 20_000
 REPORT_STATISTICS = 300  # about a full report's count: thresholds as strict as in a real check
@@ -40,25 +40,16 @@ def sample(seed: int, n: int = N, rho: float = 0.6, associated: bool = True) -> 
 
 
 def frame(values: dict[str, np.ndarray]) -> QualityFrame:
-    return QualityFrame({name: KINDS[name] for name in values}, values,
-                        {name: LEVELS[name] for name in values if name in LEVELS}, order="t" if "t" in values else None)
+    return judging.frame_of(values, KINDS, LEVELS, order="t")
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return frame(sample(0))
-
-
-@pytest.fixture(scope="module")
-def calibration(reference) -> NullCalibration:
-    return NullCalibration().fit(reference, N, [CorrelationPreservation()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(CorrelationPreservation, lambda: frame(sample(0)), N, CONTEXT)
 
 
 def flagged(reference, calibration, candidate) -> set[tuple[str, ...]]:
     """(statistic, *columns) of every flagged statistic."""
-    dimension = CorrelationPreservation()
-    judged = calibration.judge(dimension, dimension.statistics(reference, candidate, CONTEXT), REPORT_STATISTICS)
-    return {(j.statistic.name, *j.statistic.columns) for j in judged if j.flagged}
+    return judging.flagged_keys(judging.judged(CorrelationPreservation(), calibration, reference, candidate, CONTEXT,
+                                               REPORT_STATISTICS))
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.9])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.dimension import CheckContext
 from dmas.quality.distribution import DistributionFidelity, centre, centred_pair, l_moment_ratios, present_sorted
 from dmas.quality.frame import QualityFrame
+from tests.quality import judging
 
 N = 20_000
 REPORT_STATISTICS = 300  # about a full report's count at 10 columns: thresholds as strict as in a real check
@@ -23,35 +23,28 @@ KINDS = {"normal": "numeric", "lognormal": "numeric", "bimodal": "numeric", "cou
 CONTEXT = CheckContext(seed=0, target=None, max_rows=20_000)
 
 
-def sample(seed: int, n: int = N, shares: tuple[float, ...] = SHARES) -> dict[str, np.ndarray]:
+def sample(seed: int, n: int = N, shares: tuple[float, ...] = SHARES, bimodal: bool = True) -> dict[str, np.ndarray]:
+    """Normal, lognormal, bimodal (unless `bimodal` is False), counts, a categorical with `shares` and a flag."""
     rng = np.random.default_rng(seed)
-    return {"normal": rng.normal(10.0, 2.0, n), "lognormal": rng.lognormal(3.0, 0.8, n),
-            "bimodal": np.where(rng.random(n) < 0.35, rng.normal(3.0, 0.8, n), rng.normal(-2.0, 0.6, n)),
-            "counts": rng.poisson(3.0, n).astype(np.float64),
+    values = {"normal": rng.normal(10.0, 2.0, n), "lognormal": rng.lognormal(3.0, 0.8, n)}
+    if bimodal:
+        values["bimodal"] = np.where(rng.random(n) < 0.35, rng.normal(3.0, 0.8, n), rng.normal(-2.0, 0.6, n))
+    return {**values, "counts": rng.poisson(3.0, n).astype(np.float64),
             "level": rng.choice(len(LEVELS), size=n, p=np.asarray(shares) / sum(shares)).astype(np.int32),
             "flag": (rng.random(n) < 0.3).astype(np.int32)}
 
 
 def frame(values: dict[str, np.ndarray]) -> QualityFrame:
-    return QualityFrame({name: KINDS[name] for name in values}, values,
-                        {"level": LEVELS, "flag": ("False", "True")})
+    return judging.frame_of(values, KINDS, {"level": LEVELS, "flag": ("False", "True")})
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return frame(sample(0))
+reference, calibration = judging.calibrated_fixtures(DistributionFidelity, lambda: frame(sample(0)), N, CONTEXT)
 
 
-@pytest.fixture(scope="module")
-def calibration(reference) -> NullCalibration:
-    return NullCalibration().fit(reference, N, [DistributionFidelity()], CONTEXT)
-
-
-def flagged(reference, calibration, candidate, n_statistics=REPORT_STATISTICS) -> set[tuple[str, str, str]]:
+def flagged(reference, calibration, candidate, n_statistics=REPORT_STATISTICS) -> set[tuple[str, ...]]:
     """(statistic, column, finding) of every flagged statistic."""
-    dimension = DistributionFidelity()
-    judged = calibration.judge(dimension, dimension.statistics(reference, candidate, CONTEXT), n_statistics)
-    return {(j.statistic.name, *j.statistic.columns, j.statistic.finding) for j in judged if j.flagged}
+    found = judging.judged(DistributionFidelity(), calibration, reference, candidate, CONTEXT, n_statistics)
+    return judging.flagged_keys(found, with_finding=True)
 
 
 def test_variance_shrink_of_a_normal_column_flags_its_variance_ratio(reference, calibration):

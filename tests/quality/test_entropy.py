@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.dimension import CheckContext
 from dmas.quality.entropy import EntropyStability, entropy, histogram_counts, pca_spectra
 from dmas.quality.frame import QualityFrame
+from tests.quality import judging
 
 N = 20_000
 REPORT_STATISTICS = 300  # about a full report's count: thresholds as strict as in a real check
@@ -33,30 +33,20 @@ def sample(seed: int, n: int = N) -> dict[str, np.ndarray]:
 
 
 def frame(values: dict[str, np.ndarray]) -> QualityFrame:
-    return QualityFrame({name: KINDS[name] for name in values}, values,
-                        {name: LEVELS[name] for name in values if name in LEVELS},
-                        order="t" if "t" in values else None)
+    return judging.frame_of(values, KINDS, LEVELS, order="t")
 
 
 def shrunk(values: np.ndarray, variance: float) -> np.ndarray:
     return values.mean() + np.sqrt(variance) * (values - values.mean())
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return frame(sample(0))
-
-
-@pytest.fixture(scope="module")
-def calibration(reference) -> NullCalibration:
-    return NullCalibration().fit(reference, N, [EntropyStability()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(EntropyStability, lambda: frame(sample(0)), N, CONTEXT)
 
 
 def flagged(reference, calibration, candidate) -> set[tuple[str, ...]]:
     """(statistic, *columns) of every flagged statistic."""
-    dimension = EntropyStability()
-    judged = calibration.judge(dimension, dimension.statistics(reference, candidate, CONTEXT), REPORT_STATISTICS)
-    return {(j.statistic.name, *j.statistic.columns) for j in judged if j.flagged}
+    return judging.flagged_keys(judging.judged(EntropyStability(), calibration, reference, candidate, CONTEXT,
+                                               REPORT_STATISTICS))
 
 
 def test_variance_shrunk_to_0_9_on_every_column_flags_the_total_variance_and_each_entropy(reference, calibration):

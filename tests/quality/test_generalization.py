@@ -15,6 +15,7 @@ from dmas.quality.calibration import NullCalibration
 from dmas.quality.dimension import CheckContext
 from dmas.quality.frame import QualityFrame
 from dmas.quality.generalization import GeneralizationGap
+from tests.quality import judging
 
 ROWS = 3000
 LEVELS = tuple(f"level{k:02d}" for k in range(12))
@@ -40,37 +41,25 @@ def table(n: int, seed: int, target: bool = True) -> QualityFrame:
     return QualityFrame(kinds, values, levels, target="y" if target else None)
 
 
-def changed(frame: QualityFrame, **columns: np.ndarray) -> QualityFrame:
-    return QualityFrame(frame.kinds, {**frame.values, **columns}, frame.levels, frame.target)
-
-
 def shrunk(frame: QualityFrame, factor: float) -> QualityFrame:
     """Every continuous column's spread times `factor` around its mean."""
-    return changed(frame, **{name: frame.values[name].mean() + factor * (frame.values[name] - frame.values[name].mean())
-                             for name in frame.continuous()})
+    return judging.with_values(frame, {name: frame.values[name].mean()
+                                       + factor * (frame.values[name] - frame.values[name].mean())
+                                       for name in frame.continuous()})
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return table(ROWS, 1)
-
-
-@pytest.fixture(scope="module")
-def calibration(reference: QualityFrame) -> NullCalibration:
-    return NullCalibration(draws=30, seed=0).fit(reference, ROWS, [GeneralizationGap()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(GeneralizationGap, lambda: table(ROWS, 1), ROWS, CONTEXT)
 
 
 def judged(calibration: NullCalibration, reference: QualityFrame, candidate: QualityFrame) -> dict:
-    dimension = GeneralizationGap()
-    statistics = dimension.statistics(reference, candidate, CONTEXT)
-    return {j.statistic.name: j for j in calibration.judge(dimension, statistics, n_statistics=len(statistics))}
+    return judging.by_name(judging.judged(GeneralizationGap(), calibration, reference, candidate, CONTEXT))
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_a_clean_sample_is_not_flagged(calibration, reference, seed):
     found = judged(calibration, reference, table(ROWS, seed))
     assert set(found) == {"generalization_gap", "c2st_auc"}
-    assert not [name for name, j in found.items() if j.flagged]
+    assert not judging.flagged_names(found)
     assert abs(found["c2st_auc"].statistic.evidence["auc"] - 0.5) < 0.05
 
 
@@ -83,10 +72,10 @@ def test_lost_variance_is_told_apart_by_the_two_sample_test(calibration, referen
 
 def test_a_mean_shift_is_drift_not_collapse(calibration, reference):
     candidate = table(ROWS, 6)
-    candidate = changed(candidate, a=candidate.values["a"] + 1.0, d=candidate.values["d"] + 0.5,
-                        e=candidate.values["e"] + 0.3, k=candidate.values["k"] + 2.0)
+    candidate = judging.with_values(candidate, {"a": candidate.values["a"] + 1.0, "d": candidate.values["d"] + 0.5,
+                                                "e": candidate.values["e"] + 0.3, "k": candidate.values["k"] + 2.0})
     found = judged(calibration, reference, candidate)
-    assert not [name for name, j in found.items() if j.flagged]
+    assert not judging.flagged_names(found)
     assert found["c2st_auc"].statistic.evidence["aligned_columns"] == ["a", "d", "e", "k"]
     details = GeneralizationGap().describe(reference, candidate, CONTEXT)
     assert details["raw_c2st_auc"] > 0.7  # the unaligned test sees the shift; it is not what is calibrated
@@ -94,15 +83,15 @@ def test_a_mean_shift_is_drift_not_collapse(calibration, reference):
 
 def test_a_shift_too_small_to_move_is_not_collapse_either(calibration, reference):
     candidate = table(ROWS, 10)
-    candidate = changed(candidate, a=candidate.values["a"] + 0.05, e=candidate.values["e"] + 0.05)
+    candidate = judging.with_values(candidate, {"a": candidate.values["a"] + 0.05, "e": candidate.values["e"] + 0.05})
     found = judged(calibration, reference, candidate)
     assert found["c2st_auc"].statistic.evidence["aligned_columns"] == []  # within noise: compared as it is
-    assert not [name for name, j in found.items() if j.flagged]
+    assert not judging.flagged_names(found)
 
 
 def test_the_report_names_the_column_that_gives_the_candidate_away(reference):
     candidate = table(ROWS, 7)
-    candidate = changed(candidate, e=0.5 * candidate.values["e"])
+    candidate = judging.with_values(candidate, {"e": 0.5 * candidate.values["e"]})
     columns = GeneralizationGap().describe(reference, candidate, CONTEXT)["discriminating_columns"]
     assert next(iter(columns)) == "e"
 
@@ -121,7 +110,7 @@ def test_missing_values_and_tiny_tables_do_not_break_it(reference):
     rng = np.random.default_rng(0)
     a, g = candidate.values["a"].copy(), candidate.values["g"].copy()
     a[rng.random(ROWS) < 0.1], g[rng.random(ROWS) < 0.1] = np.nan, -1
-    statistics = GeneralizationGap().statistics(reference, changed(candidate, a=a, g=g), CONTEXT)
+    statistics = GeneralizationGap().statistics(reference, judging.with_values(candidate, {"a": a, "g": g}), CONTEXT)
     assert all(np.isfinite(s.value) for s in statistics)
     tiny = GeneralizationGap().statistics(reference, candidate.take(np.arange(5)), CONTEXT)
     assert [s.key for s in tiny] == [s.key for s in statistics] and all(np.isnan(s.value) for s in tiny)

@@ -5,30 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dmas.quality import probe
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.gradient_health import GradientHealth
 from dmas.quality.probe import LAYERS
-from tests.quality.test_probe import CONTEXT, few_rows, mixed_frame, shifted, shrunk, with_values
+from tests.quality import judging
+from tests.quality.test_probe import CONTEXT, few_rows, mixed_frame, shifted, shrunk, statistics_per_thread_count
 
 ROWS = 4000
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return mixed_frame(ROWS, 1)
-
-
-@pytest.fixture(scope="module")
-def calibration(reference):
-    return NullCalibration(draws=30, seed=0).fit(reference, ROWS, [GradientHealth()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(GradientHealth, lambda: mixed_frame(ROWS, 1), ROWS, CONTEXT)
 
 
 def _judged(calibration, reference, candidate):
-    statistics = GradientHealth().statistics(reference, candidate, CONTEXT)
-    return {j.statistic.name: j for j in calibration.judge(GradientHealth(), statistics, len(statistics))}
+    return judging.by_name(judging.judged(GradientHealth(), calibration, reference, candidate, CONTEXT))
 
 
 def test_statistics_are_per_layer_and_keyed_like_their_null(reference, calibration):
@@ -43,12 +34,12 @@ def test_statistics_are_per_layer_and_keyed_like_their_null(reference, calibrati
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_clean_independent_samples_are_not_flagged(reference, calibration, seed):
     judged = _judged(calibration, reference, mixed_frame(ROWS, seed))
-    assert not [name for name, j in judged.items() if j.flagged]
+    assert not judging.flagged_names(judged)
 
 
 def test_a_mean_shift_is_not_flagged(reference, calibration):
     judged = _judged(calibration, reference, shifted(mixed_frame(ROWS, 5), 1.0))
-    assert not [name for name, j in judged.items() if j.flagged]
+    assert not judging.flagged_names(judged)
 
 
 def test_variance_shrunk_to_a_third_makes_gradients_vanish(reference, calibration):
@@ -74,23 +65,14 @@ def test_absurd_values_explode_the_gradients_instead_of_turning_nan(reference, c
     candidate = mixed_frame(ROWS, 10)
     broken = candidate.values["hub"].copy()
     broken[::100] = 1e40  # the probe's task column, wildly out of scale on 1% of the rows
-    judged = _judged(calibration, reference, with_values(candidate, {"hub": broken}))
+    judged = _judged(calibration, reference, judging.with_values(candidate, {"hub": broken}))
     assert all(np.isfinite(j.statistic.value) for j in judged.values())
     exploded = judged["exploding_gradient_share"]
     assert exploded.flagged and exploded.statistic.evidence["candidate_share"] > 0.5
 
 
 def test_values_identical_twice_and_with_one_or_two_threads(reference, monkeypatch):
-    candidate = mixed_frame(ROWS, 9)
-    previous, seen = torch.get_num_threads(), []
-    try:
-        for threads in (1, 2, 1):
-            monkeypatch.setattr(probe, "_cache", type(probe._cache)())
-            torch.set_num_threads(threads)
-            seen.append([(s.key, s.value, s.evidence) for s in GradientHealth().statistics(reference, candidate,
-                                                                                          CONTEXT)])
-    finally:
-        torch.set_num_threads(previous)
+    seen = statistics_per_thread_count(GradientHealth(), reference, mixed_frame(ROWS, 9), (1, 2, 1), monkeypatch)
     assert seen[0] == seen[1] == seen[2]
 
 

@@ -4,30 +4,21 @@ rows, flagged at the calibrated threshold; clean samples and a mean shift are no
 from __future__ import annotations
 
 import pytest
-import torch
 
 from dmas.quality import probe
-from dmas.quality.calibration import NullCalibration
 from dmas.quality.loss_landscape import LossLandscape
-from tests.quality.test_probe import CONTEXT, few_rows, mixed_frame, shifted, shrunk
+from tests.quality import judging
+from tests.quality.test_probe import CONTEXT, few_rows, mixed_frame, shifted, shrunk, statistics_per_thread_count
 
 ROWS = 4000
 NAMES = {"loss_roughness_log_ratio", "seed_disagreement_log_ratio", "final_loss_log_ratio", "holdout_loss_log_ratio"}
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return mixed_frame(ROWS, 1)
-
-
-@pytest.fixture(scope="module")
-def calibration(reference):
-    return NullCalibration(draws=30, seed=0).fit(reference, ROWS, [LossLandscape()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(LossLandscape, lambda: mixed_frame(ROWS, 1), ROWS, CONTEXT)
 
 
 def _judged(calibration, reference, candidate):
-    statistics = LossLandscape().statistics(reference, candidate, CONTEXT)
-    return {j.statistic.name: j for j in calibration.judge(LossLandscape(), statistics, len(statistics))}
+    return judging.by_name(judging.judged(LossLandscape(), calibration, reference, candidate, CONTEXT))
 
 
 def test_statistics_are_keyed_like_their_null(reference, calibration):
@@ -40,12 +31,12 @@ def test_statistics_are_keyed_like_their_null(reference, calibration):
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_clean_independent_samples_are_not_flagged(reference, calibration, seed):
     judged = _judged(calibration, reference, mixed_frame(ROWS, seed))
-    assert not [name for name, j in judged.items() if j.flagged]
+    assert not judging.flagged_names(judged)
 
 
 def test_a_mean_shift_is_not_flagged(reference, calibration):
     judged = _judged(calibration, reference, shifted(mixed_frame(ROWS, 5), 1.0))
-    assert not [name for name, j in judged.items() if j.flagged]
+    assert not judging.flagged_names(judged)
 
 
 @pytest.mark.parametrize("collapse", ["variance shrunk to 0.3", "twenty distinct rows"])
@@ -60,16 +51,7 @@ def test_a_collapsed_candidate_fits_too_easily_and_transfers_worse(reference, ca
 
 
 def test_values_identical_twice_and_with_one_or_two_threads(reference, monkeypatch):
-    candidate = mixed_frame(ROWS, 9)
-    previous, seen = torch.get_num_threads(), []
-    try:
-        for threads in (2, 1, 2):
-            monkeypatch.setattr(probe, "_cache", type(probe._cache)())
-            torch.set_num_threads(threads)
-            seen.append([(s.key, s.value, s.evidence) for s in LossLandscape().statistics(reference, candidate,
-                                                                                         CONTEXT)])
-    finally:
-        torch.set_num_threads(previous)
+    seen = statistics_per_thread_count(LossLandscape(), reference, mixed_frame(ROWS, 9), (2, 1, 2), monkeypatch)
     assert seen[0] == seen[1] == seen[2]
 
 

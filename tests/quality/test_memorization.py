@@ -9,6 +9,7 @@ from dmas.quality.calibration import NullCalibration
 from dmas.quality.dimension import CheckContext
 from dmas.quality.frame import QualityFrame
 from dmas.quality.memorization import Memorization, row_hashes
+from tests.quality import judging
 
 ROWS = 3000
 LEVELS = tuple(f"level{k:02d}" for k in range(24))
@@ -29,10 +30,6 @@ def table(n: int, seed: int) -> QualityFrame:
     return QualityFrame(kinds, values, {"g": LEVELS})
 
 
-def changed(frame: QualityFrame, **columns: np.ndarray) -> QualityFrame:
-    return QualityFrame(frame.kinds, {**frame.values, **columns}, frame.levels, frame.target)
-
-
 def copied(candidate: QualityFrame, reference: QualityFrame, share: float) -> QualityFrame:
     """`share` of the candidate's rows replaced by copies of random reference rows."""
     rng = np.random.default_rng(3)
@@ -41,34 +38,21 @@ def copied(candidate: QualityFrame, reference: QualityFrame, share: float) -> Qu
     values = {name: array.copy() for name, array in candidate.values.items()}
     for name, array in values.items():
         array[rows] = reference.values[name][sources]
-    return changed(candidate, **values)
+    return judging.with_values(candidate, values)
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return table(ROWS, 1)
-
-
-@pytest.fixture(scope="module")
-def calibration(reference: QualityFrame) -> NullCalibration:
-    return NullCalibration(draws=30, seed=0).fit(reference, ROWS, [Memorization()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(Memorization, lambda: table(ROWS, 1), ROWS, CONTEXT)
 
 
 def judged(calibration: NullCalibration, reference: QualityFrame, candidate: QualityFrame) -> dict:
-    dimension = Memorization()
-    statistics = dimension.statistics(reference, candidate, CONTEXT)
-    return {j.statistic.name: j for j in calibration.judge(dimension, statistics, n_statistics=len(statistics))}
-
-
-def flagged(found: dict) -> list[str]:
-    return sorted(name for name, j in found.items() if j.flagged)
+    return judging.by_name(judging.judged(Memorization(), calibration, reference, candidate, CONTEXT))
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_a_clean_sample_is_not_flagged(calibration, reference, seed):
     found = judged(calibration, reference, table(ROWS, seed))
     assert set(found) == {"exact_copy_rate", "near_copy_rate", "precision_diff", "recall_diff", "coverage_diff"}
-    assert flagged(found) == []
+    assert judging.flagged_names(found) == []
     assert found["exact_copy_rate"].statistic.value == 0.0
 
 
@@ -77,25 +61,26 @@ def test_copied_rows_are_found(calibration, reference, share):
     found = judged(calibration, reference, copied(table(ROWS, 5), reference, share))
     exact = found["exact_copy_rate"].statistic
     assert exact.value == pytest.approx(share) and exact.evidence["copied_rows"] == round(share * ROWS)
-    assert "exact_copy_rate" in flagged(found) and "near_copy_rate" in flagged(found)
-    assert all(found[name].statistic.finding == "collapse" for name in flagged(found))
+    flagged = judging.flagged_names(found)
+    assert "exact_copy_rate" in flagged and "near_copy_rate" in flagged
+    assert all(found[name].statistic.finding == "collapse" for name in flagged)
 
 
 def test_lost_variance_shows_as_lost_recall_while_precision_stays(calibration, reference):
     candidate = table(ROWS, 6)
-    candidate = changed(candidate, **{name: candidate.values[name].mean()
-                                      + 0.7 * (candidate.values[name] - candidate.values[name].mean())
-                                      for name in candidate.continuous()})
+    candidate = judging.with_values(candidate, {name: candidate.values[name].mean()
+                                                + 0.7 * (candidate.values[name] - candidate.values[name].mean())
+                                                for name in candidate.continuous()})
     found = judged(calibration, reference, candidate)
-    assert "recall_diff" in flagged(found) and found["recall_diff"].statistic.value < 0
+    assert "recall_diff" in judging.flagged_names(found) and found["recall_diff"].statistic.value < 0
     precision = found["precision_diff"].statistic.evidence
     assert precision["candidate"] >= precision["reference"]  # the candidate still lies where the reference does
 
 
 def test_a_mean_shift_does_not_read_as_lost_coverage(calibration, reference):
     candidate = table(ROWS, 7)
-    found = judged(calibration, reference, changed(candidate, a=candidate.values["a"] + 1.0))
-    assert flagged(found) == []
+    found = judged(calibration, reference, judging.with_values(candidate, {"a": candidate.values["a"] + 1.0}))
+    assert judging.flagged_names(found) == []
 
 
 def test_rows_hash_equal_exactly_when_they_are_equal():
@@ -116,10 +101,9 @@ def test_coarse_data_with_natural_repeats_is_not_called_copied():
                             {"k": ("a", "b", "c", "d"), "m": ("0", "1")})
     reference, dimension = coarse(2000, 1), Memorization()
     calibration = NullCalibration(draws=30, seed=0).fit(reference, 2000, [dimension], CONTEXT)
-    statistics = dimension.statistics(reference, coarse(2000, 2), CONTEXT)
-    found = {j.statistic.name: j for j in calibration.judge(dimension, statistics, n_statistics=len(statistics))}
+    found = judging.by_name(judging.judged(dimension, calibration, reference, coarse(2000, 2), CONTEXT))
     assert found["exact_copy_rate"].statistic.ideal == 1.0  # every combination repeats: copying means nothing here
-    assert flagged(found) == []
+    assert judging.flagged_names(found) == []
 
 
 def test_missing_values_and_tiny_tables_do_not_break_it(reference):
@@ -127,7 +111,7 @@ def test_missing_values_and_tiny_tables_do_not_break_it(reference):
     rng = np.random.default_rng(0)
     a, g = candidate.values["a"].copy(), candidate.values["g"].copy()
     a[rng.random(ROWS) < 0.1], g[rng.random(ROWS) < 0.1] = np.nan, -1
-    statistics = Memorization().statistics(reference, changed(candidate, a=a, g=g), CONTEXT)
+    statistics = Memorization().statistics(reference, judging.with_values(candidate, {"a": a, "g": g}), CONTEXT)
     assert all(np.isfinite(s.value) for s in statistics)
     tiny = Memorization().statistics(reference, candidate.take(np.arange(4)), CONTEXT)
     assert [s.key for s in tiny] == [s.key for s in statistics]

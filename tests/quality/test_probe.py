@@ -1,8 +1,8 @@
 """The probe behind dimensions 4 and 5: which task it learns, that its gradients are right, that it is
 deterministic whatever the thread count, and that a mean shift alone does not change what it sees.
 
-`mixed_frame`, `with_values`, `shrunk`, `few_rows` and `shifted` are shared with the tests of the two
-dimensions."""
+`mixed_frame`, `shrunk`, `few_rows`, `shifted` and `statistics_per_thread_count` are shared with the tests
+of the two dimensions."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from dmas.quality import probe
-from dmas.quality.dimension import CheckContext
+from dmas.quality.dimension import CheckContext, Dimension
 from dmas.quality.frame import QualityFrame
+from tests.quality.judging import with_values
 
 CONTEXT = CheckContext(seed=0, target=None, max_rows=20_000)
 MERCHANT_SHARES = 1.0 / np.arange(1, 13) ** 1.4 / np.sum(1.0 / np.arange(1, 13) ** 1.4)  # 12 levels, Zipf
@@ -40,11 +41,6 @@ def mixed_frame(n: int, seed: int, target: str | None = None) -> QualityFrame:
     return QualityFrame(kinds, values, levels, target)
 
 
-def with_values(frame: QualityFrame, values: dict[str, np.ndarray]) -> QualityFrame:
-    """`frame` with these columns' values replaced."""
-    return QualityFrame(frame.kinds, {**frame.values, **values}, frame.levels, frame.target, frame.order)
-
-
 def shrunk(frame: QualityFrame, factor: float) -> QualityFrame:
     """Every continuous column's variance times `factor` around its mean."""
     return with_values(frame, {name: values.mean() + np.sqrt(factor) * (values - values.mean())
@@ -62,6 +58,21 @@ def shifted(frame: QualityFrame, sds: float) -> QualityFrame:
     """Every continuous column moved by `sds` of its standard deviations: drift, the shape intact."""
     return with_values(frame, {name: frame.values[name] + sds * frame.values[name].std()
                                for name in frame.continuous()})
+
+
+def statistics_per_thread_count(dimension: Dimension, reference: QualityFrame, candidate: QualityFrame,
+                                threads: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> list[list[tuple]]:
+    """(key, value, evidence) of `dimension`'s statistics, trained afresh (not read from the cache) with each of
+    these torch thread counts in turn; the caller's thread count is restored."""
+    previous, seen = torch.get_num_threads(), []
+    try:
+        for count in threads:
+            monkeypatch.setattr(probe, "_cache", type(probe._cache)())
+            torch.set_num_threads(count)
+            seen.append([(s.key, s.value, s.evidence) for s in dimension.statistics(reference, candidate, CONTEXT)])
+    finally:
+        torch.set_num_threads(previous)
+    return seen
 
 
 def test_without_a_target_the_probe_predicts_the_most_correlated_column_and_says_so():

@@ -12,6 +12,7 @@ from dmas.quality.calibration import NullCalibration
 from dmas.quality.dimension import CheckContext
 from dmas.quality.frame import QualityFrame
 from dmas.quality.spectral import BANDS, FREQUENCIES, SEGMENT, SpectralCoherence, power_spectrum
+from tests.quality import judging
 
 N = 20_000
 REPORT_STATISTICS = 300  # about a full report's count: thresholds as strict as in a real check
@@ -34,28 +35,20 @@ def frame(values: dict[str, np.ndarray], order: str | None = "t", shuffle: int |
     if shuffle is not None:
         rows = np.random.default_rng(shuffle).permutation(len(values["signal"]))
         values = {name: array[rows] for name, array in values.items()}
-    return QualityFrame({name: KINDS[name] for name in values}, values, {"level": ("a", "b", "c")}, order=order)
+    return judging.frame_of(values, KINDS, {"level": ("a", "b", "c")}, order=order)
 
 
 def low_pass(values: dict[str, np.ndarray], window: int) -> dict[str, np.ndarray]:
     return {**values, "signal": ndimage.uniform_filter1d(values["signal"], size=window, mode="nearest")}
 
 
-@pytest.fixture(scope="module")
-def reference() -> QualityFrame:
-    return frame(sample(0), shuffle=1)
-
-
-@pytest.fixture(scope="module")
-def calibration(reference) -> NullCalibration:
-    return NullCalibration().fit(reference, N, [SpectralCoherence()], CONTEXT)
+reference, calibration = judging.calibrated_fixtures(SpectralCoherence, lambda: frame(sample(0), shuffle=1), N, CONTEXT)
 
 
 def flagged(reference, calibration, candidate) -> set[tuple[str, ...]]:
     """(statistic, *columns) of every flagged statistic."""
-    dimension = SpectralCoherence()
-    judged = calibration.judge(dimension, dimension.statistics(reference, candidate, CONTEXT), REPORT_STATISTICS)
-    return {(j.statistic.name, *j.statistic.columns) for j in judged if j.flagged}
+    return judging.flagged_keys(judging.judged(SpectralCoherence(), calibration, reference, candidate, CONTEXT,
+                                               REPORT_STATISTICS))
 
 
 @pytest.mark.parametrize("window", [3, 5])
