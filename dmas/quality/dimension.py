@@ -11,6 +11,7 @@ SDMetrics' declared range and direction).
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -61,7 +62,7 @@ class CheckContext:
         return np.random.default_rng([self.seed, *(seed_word(part) for part in salt)])
 
 
-class Dimension:
+class Dimension(ABC):
     """Base of the eight dimensions. Subclasses set the class attributes and implement `statistics`.
 
     `null_sampling` is how null draws are made for this dimension: "bootstrap" (n rows drawn with
@@ -76,8 +77,9 @@ class Dimension:
     title: ClassVar[str]
     null_sampling: ClassVar[NullSampling] = "bootstrap"
 
+    @abstractmethod
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
-        raise NotImplementedError
+        """The dimension's statistics of `candidate` against `reference` (keys depend on columns only)."""
 
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
         """Extra data for the report's pictures (not calibrated, not flagged); none by default."""
