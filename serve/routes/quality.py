@@ -16,7 +16,6 @@ from dmas.api.uploads import plain_name
 from dmas.errors import NotFoundError
 from dmas.quality import errors
 from dmas.quality.errors import QualityError
-from dmas.quality.report_html import render_html
 from dmas.quality.tables import TABLE_REF, TABLES
 from serve.context import Viewer, current
 from serve.job_launch import new_job, run_as_job, stage_uploads
@@ -94,5 +93,7 @@ def collapse_report_page(job_id: str, request: Request, key: Viewer) -> HTMLResp
         raise NotFoundError(f"job '{job_id}' is not a collapse check")
     if record.status != "succeeded":
         raise NotFoundError(f"collapse check '{job_id}' has no report: it is {record.status}")
+    from dmas.quality.report_html import render_html  # matplotlib: loaded when a page is asked for, not at start
+
     report = {key: value for key, value in record.result.items() if key != "timings"}
     return HTMLResponse(render_html(report))
