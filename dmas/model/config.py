@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 Modality = Literal["attributes", "events", "graph", "artifacts"]
 MODALITIES: tuple[Modality, ...] = ("attributes", "events", "graph", "artifacts")
+EventEncoder = Literal["attention", "spectral", "resonance", "eigenstate"]
 
 
 class ModelArchitecture(BaseModel):
@@ -27,8 +28,9 @@ class ModelArchitecture(BaseModel):
     d_graph: int = Field(32, ge=1, description="width of the graph encoding")
     d_artifact: int = Field(32, ge=1, description="width of the artifact encoding")
     d_fused: int = Field(64, ge=1, description="width of the entity embedding")
-    event_encoder: Literal["attention", "spectral"] = Field(
-        "attention", description="token mixer of the event encoder: self-attention, or an O(L log L) FFT filter")
+    event_encoder: EventEncoder = Field(
+        "attention", description="token mixer of the event encoder: self-attention, or an O(L log L) one: a "
+        "global FFT filter (spectral), a Resonance block (resonance), a Temporal Eigenstate block (eigenstate)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout in the event encoder and after fusion")
     disabled: frozenset[Modality] = Field(
         frozenset(), description="modalities replaced by zeros (ablation); their encoders are not built")
@@ -75,3 +77,37 @@ class ModelConfig(ModelArchitecture):
     def d_concat(self) -> int:
         """Width of the four encodings side by side (144 with the defaults)."""
         return self.d_attr + self.d_event + self.d_graph + self.d_artifact
+
+
+class SequenceModelSize(BaseModel):
+    """Shape of a next-token `SequenceModel` (dmas.model.sequence): token ids in, logits out, causal blocks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layer: Literal["resonance", "eigenstate"] = Field("resonance", description="the blocks' kind")
+    vocab_size: int = Field(256, ge=2, description="token ids 0 .. vocab_size-1; 256 reads text as raw bytes")
+    d_model: int = Field(ge=1)
+    n_layers: int = Field(ge=1)
+    n_heads: int = Field(ge=1, description="frequency-filter heads of a Resonance block")
+    seq_len: int = Field(ge=1, description="longest sequence; Resonance filters have one tap per position")
+    n_scales: int = Field(3, ge=1, description="HierarchicalFFT scales: seq_len, seq_len/2, ...")
+    d_state: int = Field(16, ge=1, description="modes per channel of a Temporal Eigenstate layer")
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> SequenceModelSize:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
+        return self
+
+
+# Named sizes. tiny / small / base are the CPU profile (train here in minutes). The gpu-* sizes are the
+# original engine's 76M / 454M / 983M-parameter models (byte vocabulary, 2,048 positions) for the 4-GPU
+# profile; they build anywhere (tests count them on the meta device) but are meant to train on GPUs.
+SEQUENCE_MODEL_SIZES: dict[str, SequenceModelSize] = {
+    "tiny": SequenceModelSize(d_model=64, n_layers=2, n_heads=4, seq_len=256),
+    "small": SequenceModelSize(d_model=128, n_layers=4, n_heads=4, seq_len=512),
+    "base": SequenceModelSize(d_model=256, n_layers=6, n_heads=8, seq_len=1024),
+    "gpu-76m": SequenceModelSize(d_model=640, n_layers=10, n_heads=10, seq_len=2048),  # 77.1M
+    "gpu-454m": SequenceModelSize(d_model=1024, n_layers=26, n_heads=16, seq_len=2048),  # 453.1M
+    "gpu-983m": SequenceModelSize(d_model=1536, n_layers=27, n_heads=24, seq_len=2048),  # 981.8M
+}

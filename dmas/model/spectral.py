@@ -1,6 +1,10 @@
-"""The "Resonance" block: an FFT token mixer that replaces self-attention at O(L log L).
+"""FFT token mixing: the "Resonance" layers replace self-attention at O(L log L).
 
-Used by the event encoder (`event_encoder="spectral"`) and by the cascade tiers' small proxy models.
+`SpectralMixer` is the event encoder's `event_encoder="spectral"` block (a global filter, GFNet); the
+helpers below are the one way every spectral layer convolves: zero padding to n_fft = 2 * seq_len so
+convolutions are linear (alignment and padding do not matter) and, when asked, causal. The Resonance
+layers (`dmas.model.resonance`) and the Temporal Eigenstate layer (`dmas.model.eigenstate`) use them.
+CPU FFTs (pocketfft) are deterministic.
 """
 
 from __future__ import annotations
@@ -45,3 +49,34 @@ class SpectralMixer(nn.Module):
         x = x + self.dropout(h)
         x = x + self.dropout(self.ffn(self.ln_2(x)))
         return torch.where(real, x, 0.0)
+
+
+def check_length(length: int, n_fft: int) -> None:
+    """Refuse a sequence longer than the layer's seq_len (= n_fft / 2): its convolution would wrap around."""
+    if 2 * length > n_fft:
+        raise ValueError(f"sequence of length {length} is longer than seq_len={n_fft // 2}")
+
+
+def fft_conv(x: Tensor, kernel: Tensor, n_fft: int) -> Tensor:
+    """x [B, L, *C] convolved along positions with the taps whose spectrum is kernel [n_fft // 2 + 1, *C].
+
+    With n_fft >= 2 * L the convolution is linear, not circular: an output depends only on its distance
+    to each input, never on where the sequence sits inside its padding. O(L log L).
+    """
+    check_length(x.shape[1], n_fft)
+    spectrum = torch.fft.rfft(x, n=n_fft, dim=1) * kernel
+    return torch.fft.irfft(spectrum, n=n_fft, dim=1)[:, : x.shape[1]]
+
+
+def taps_spectrum(past: Tensor, future: Tensor | None, n_fft: int) -> Tensor:
+    """Spectrum [n_fft // 2 + 1, *C] of a filter given by its taps: past[k] weighs the input k positions
+    earlier (lag k >= 0), future[k] the input k + 1 positions later. future=None is a causal filter."""
+    later = past.new_zeros(0, *past.shape[1:]) if future is None else future.flip(0)
+    gap = past.new_zeros(n_fft - past.shape[0] - later.shape[0], *past.shape[1:])
+    return torch.fft.rfft(torch.cat([past, gap, later]), dim=0)  # lag -k sits at index n_fft - k
+
+
+def causal_part(spectrum: Tensor, n_fft: int, max_lag: int) -> Tensor:
+    """The filter with spectrum [n_fft // 2 + 1, *C] cut to its taps on lags 0 .. max_lag - 1: causal."""
+    taps = torch.fft.irfft(spectrum, n=n_fft, dim=0)[:max_lag]
+    return taps_spectrum(taps, None, n_fft)

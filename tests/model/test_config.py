@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from dmas.model import ModelConfig
-from dmas.model.config import ModelArchitecture
+from dmas.model.config import SEQUENCE_MODEL_SIZES, ModelArchitecture, SequenceModelSize
 
 BASE = {"n_attributes": 6, "n_event_types": 5, "n_interaction_types": 3,
         "artifact_dims": {3: 251, 1: 296, 2: 143}, "max_events": 50}
@@ -54,3 +54,23 @@ def test_a_training_config_sets_every_non_data_field_of_the_model():
     assert set(ModelConfig.model_fields) - set(ModelArchitecture.model_fields) == set(BASE)
     with pytest.raises(ValidationError, match="multiple of n_heads"):
         ModelArchitecture(d_event=30)
+
+
+@pytest.mark.parametrize("encoder", ["attention", "spectral", "resonance", "eigenstate"])
+def test_every_event_encoder_is_a_choice(encoder):
+    assert ModelConfig(**BASE, event_encoder=encoder).event_encoder == encoder
+
+
+def test_the_default_architecture_serialises_as_before():
+    # a run_id hashes this JSON: new encoder choices must not change the default's bytes
+    assert ModelArchitecture().model_dump_json() == (
+        '{"d_attr":16,"d_event":64,"n_heads":4,"d_graph":32,"d_artifact":32,"d_fused":64,'
+        '"event_encoder":"attention","dropout":0.0,"disabled":[]}')
+
+
+def test_sequence_model_sizes_validate():
+    assert set(SEQUENCE_MODEL_SIZES) == {"tiny", "small", "base", "gpu-76m", "gpu-454m", "gpu-983m"}
+    with pytest.raises(ValidationError, match="multiple of n_heads"):
+        SequenceModelSize(d_model=30, n_layers=1, n_heads=4, seq_len=8)
+    with pytest.raises(ValidationError, match="layer"):
+        SequenceModelSize(layer="lstm", d_model=8, n_layers=1, n_heads=2, seq_len=8)
