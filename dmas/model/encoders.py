@@ -8,12 +8,14 @@ and an entity with no real items still gets a finite vector.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from dmas.model.config import EventEncoder
+from dmas.model.eigenstate import EigenstateBlock
+from dmas.model.resonance import ResonanceBlock
 from dmas.model.spectral import SpectralMixer
 
 N_FREQUENCIES = 8  # sinusoids per time input in TimeEncoding
@@ -109,12 +111,13 @@ class EventSequenceEncoder(nn.Module):
     """An entity's events -> [B, d_model] and the pooling weights over its events [B, L].
 
     Each event becomes a token: type embedding + value projection + time encoding (which is a linear
-    map of their concatenation). One mixing block (self-attention, or the spectral mixer for long
-    histories) relates the events to each other; masked attention pooling then summarises them.
+    map of their concatenation). One mixing block relates the events to each other: self-attention,
+    or for long histories an O(L log L) one (the spectral mixer, a Resonance block, or a Temporal
+    Eigenstate block, which reads the history in order); masked attention pooling then summarises them.
     """
 
     def __init__(self, n_event_types: int, d_model: int, n_heads: int, max_events: int,
-                 mixer: Literal["attention", "spectral"] = "attention", dropout: float = 0.0):
+                 mixer: EventEncoder = "attention", dropout: float = 0.0):
         super().__init__()
         self.event_type = nn.Embedding(n_event_types + 1, d_model, padding_idx=0)
         self.value = nn.Linear(1, d_model)
@@ -123,8 +126,12 @@ class EventSequenceEncoder(nn.Module):
             self.block = SelfAttentionBlock(d_model, n_heads, dropout)
         elif mixer == "spectral":
             self.block = SpectralMixer(d_model, max_events, dropout)
+        elif mixer == "resonance":
+            self.block = ResonanceBlock(d_model, max_events, n_heads, dropout=dropout)
+        elif mixer == "eigenstate":
+            self.block = EigenstateBlock(d_model, max_events, dropout=dropout)
         else:
-            raise ValueError(f"mixer must be 'attention' or 'spectral', got {mixer!r}")
+            raise ValueError(f"mixer must be one of {EventEncoder.__args__}, got {mixer!r}")
         self.ln_f = nn.LayerNorm(d_model)
         self.pool = MaskedAttentionPool(d_model)
 

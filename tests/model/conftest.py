@@ -80,7 +80,7 @@ def _scramble_padding(batch: dict, config: ModelConfig, seed: int = 1) -> dict:
     return out
 
 
-@pytest.fixture(params=["attention", "spectral"])
+@pytest.fixture(params=["attention", "spectral", "resonance", "eigenstate"])
 def mixer(request) -> str:
     return request.param
 
