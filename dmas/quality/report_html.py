@@ -295,7 +295,7 @@ def _histogram_chart(column: str, data: Mapping[str, Any], key: str) -> str:
     edges, reference, candidate = (_floats(data.get(name)) for name in ("edges", "reference", "candidate"))
     if len(edges) < 2 or len(reference) != len(edges) - 1 or len(candidate) != len(edges) - 1:
         return '<p class="note">histogram data malformed</p>'
-    figure = _figure(3.4, 2.2)
+    figure = _figure(3.4, 2.2, SMALL_CHART_MARGINS)
     ax = figure.add_subplot()
     ax.stairs(reference, edges, fill=True, color=REFERENCE_COLOR, alpha=0.45)
     ax.stairs(candidate, edges, color=CANDIDATE_COLOR, linewidth=1.5)
@@ -384,7 +384,7 @@ def _spectrum_chart(column: str, data: Mapping[str, Any], key: str) -> str:
     keep = frequencies > 0
     if not np.isfinite(np.concatenate([reference[keep], candidate[keep]])).any():
         return '<p class="note">no spectrum: the series is shorter than one segment</p>'
-    figure = _figure(3.4, 2.2)
+    figure = _figure(3.4, 2.2, SMALL_CHART_MARGINS)
     ax = figure.add_subplot()
     ax.plot(frequencies[keep], reference[keep], color=REFERENCE_COLOR, linewidth=1.5)
     ax.plot(frequencies[keep], candidate[keep], color=CANDIDATE_COLOR, linewidth=1)
@@ -413,9 +413,22 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-def _figure(width: float, height: float) -> Figure:
-    """A figure outside pyplot (no GUI backend, no global figure list)."""
-    return Figure(figsize=(width, height), layout="constrained")
+# inches around the axes of the small per-column charts: a title, an axis label each way, ticks of ~7 characters
+SMALL_CHART_MARGINS = {"left": 0.85, "right": 0.15, "bottom": 0.6, "top": 0.3}
+
+
+def _figure(width: float, height: float, margins: Mapping[str, float] | None = None) -> Figure:
+    """A figure outside pyplot (no GUI backend, no global figure list).
+
+    Laid out by constraint, unless `margins` (inches) place the axes: the many small charts of one
+    known shape skip constrained layout's search, half of the page's rendering time.
+    """
+    if margins is None:
+        return Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(left=margins["left"] / width, right=1 - margins["right"] / width,
+                           bottom=margins["bottom"] / height, top=1 - margins["top"] / height)
+    return figure
 
 
 def _svg(figure: Figure, key: str, description: str) -> str:
