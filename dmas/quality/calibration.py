@@ -17,6 +17,11 @@ candidate's statistics against them:
   t bound on 30 draws of them was passed 2-3x too often at a 1% rate (more further out). They declare
   `scale="log"` and are calibrated on log(value), where the null is close to normal and the size
   scaling is the additive log(factor).
+- A count is discrete: at small n its null draws often never move (a table with no repeated row
+  gives 0 copies in every draw), and a spread of 0 would make one natural repeat a finding. A count
+  statistic declares its binomial standard error (`Statistic.noise`, pooled over both sides as in the
+  two-proportion test), and the allowance is never below its normal bound at the same rate (normal,
+  not Student-t: this spread is a model's, not estimated from the draws).
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ class NullCalibration:
         draws = len(null.departures)
         tail = per_test / 2 if statistic.direction == "two_sided" else per_test
         allowance = scipy_stats.t.ppf(1.0 - tail, df=draws - 1) * null.scale * np.sqrt(1.0 + 1.0 / draws)
+        if np.isfinite(statistic.noise) and statistic.noise > 0:  # a known spread: the normal bound, not t's
+            allowance = max(allowance, scipy_stats.norm.ppf(1.0 - tail) * statistic.noise)
         allowance = max(allowance, _resolution(null.departures))
         center = null.center
         if statistic.direction == "higher":
@@ -170,9 +177,11 @@ def _block_split(ordered: QualityFrame, n: int, rng: np.random.Generator) -> tup
 
     For statistics of a series (spectra), rows split one by one would interleave one realisation, so
     both halves share its noise and see frequencies at twice their rate; blocks keep each part a series.
+    A short table still gets MIN_BLOCKS blocks (shorter ones): with two blocks of 449 rows there would
+    be only two distinct draws, and thirty copies of two values are no null spread.
     """
     big_n = ordered.n_rows
-    blocks = np.array_split(np.arange(big_n), max(2, -(-big_n // BLOCK_ROWS)))
+    blocks = np.array_split(np.arange(big_n), max(2, -(-big_n // BLOCK_ROWS), min(MIN_BLOCKS, big_n)))
     wanted, chosen, size = max(1, min(n, big_n // 2)), [], 0
     for block in rng.permutation(len(blocks)):
         if size >= wanted or len(chosen) == len(blocks) - 1:
@@ -185,6 +194,7 @@ def _block_split(ordered: QualityFrame, n: int, rng: np.random.Generator) -> tup
 
 
 BLOCK_ROWS = 1024
+MIN_BLOCKS = 16  # a null split deals at least this many blocks (C(16, 8) = 12,870 distinct splits)
 
 
 def _on_scale(statistic: Statistic, value: float) -> float:

@@ -32,6 +32,9 @@ class Statistic:
     correlation, copies) or "drift" (a shift with the shape intact). `evidence` holds what a person
     reading the report needs beside the number (the two sides' values, counts); it is not calibrated.
     A non-negative distance (KS, Wasserstein) declares `scale="log"`: see dmas.quality.calibration.
+    A count (copied rows, rows inside k-NN balls) declares `noise`, its binomial standard error at the
+    real sizes on the calibration scale: null draws of a rare count are often all equal, and their
+    allowance is never below its normal bound (one natural repeat in a small table is not a finding).
     """
 
     name: str
@@ -42,6 +45,7 @@ class Statistic:
     finding: Finding = "collapse"
     evidence: dict[str, Any] = field(default_factory=dict)
     scale: Literal["linear", "log"] = "linear"  # "log" for distances >= 0 whose null is right-skewed
+    noise: float = 0.0  # a count's standard error from its sampling model (0: the null draws alone decide)
 
     @property
     def key(self) -> str:

@@ -3,6 +3,9 @@
 - `exact_copy_rate`: share of candidate rows identical to some reference row on every column
   (rows hashed, all rows of both tables). Its ideal is the reference's own rate, the share of its
   rows that another reference row repeats: 0 for continuous data, more where values are coarse.
+  It is a count: its noise is at least the two-proportion test's pooled binomial standard error
+  (`Statistic.noise`), so the one natural duplicate a small table may hold, split between the two
+  halves, is one copy that a clean candidate can show, not a finding.
 - `near_copy_rate`: share of candidate rows whose nearest reference row is at most as far as the
   reference's own 1st-percentile nearest-neighbour distance (a held-out part of the reference
   searched against the rest). Its ideal is the held-out rows' own share: 0.01, or more where many
@@ -16,6 +19,9 @@
   (the candidate misses regions of the reference) while precision stays. A candidate (or held-out)
   column whose location moved beyond noise is moved back onto the reference's first
   (`dmas.quality.generalization.aligned`), so a mean shift (drift) does not read as lost coverage.
+  Each is a share of `PRC_ROWS` rows, so its noise is at least the binomial standard error of a
+  difference of two such shares (at small n the sets are a few dozen rows, and a null split of
+  the reference, at half its size, is smaller still).
 
 The neighbour searches are exact and brute force (one float32 matrix product on one BLAS thread,
 scoped, so the result does not depend on the number of CPUs; faiss is only an optional extra and
@@ -79,10 +85,13 @@ class Memorization(Dimension):
         ref_hash, cand_hash = row_hashes(reference, list(columns)), row_hashes(candidate, list(columns))
         copied = np.isin(cand_hash, ref_hash)
         _, inverse, counts = np.unique(ref_hash, return_inverse=True, return_counts=True)
-        own = float(np.mean(counts[inverse] > 1))
+        repeated = int(np.count_nonzero(counts[inverse] > 1))
+        own = repeated / reference.n_rows
+        noise = binomial_noise((int(copied.sum()) + repeated) / (candidate.n_rows + reference.n_rows),
+                               candidate.n_rows, reference.n_rows)
         return Statistic("exact_copy_rate", columns, float(np.mean(copied)), own, "higher", "collapse", {
             "copied_rows": int(copied.sum()), "candidate_rows": candidate.n_rows,
-            "reference_repeated_share": rounded(own)})
+            "reference_repeated_share": rounded(own), "count_noise": rounded(noise)}, noise=noise)
 
     def _neighbours(self, reference: QualityFrame, candidate: QualityFrame,
                     context: CheckContext) -> list[Statistic]:
@@ -106,10 +115,12 @@ class Memorization(Dimension):
         own_prc = _precision_recall_coverage(held_x, ref_x, ref_radius)
         factor = full_size_factor(candidate.n_rows, reference.n_rows, prc, prc)
         for (name, ideal, direction), cand_value, own_value in zip(NEIGHBOUR_STATISTICS[1:], cand_prc, own_prc):
+            noise = binomial_noise((cand_value + own_value) / 2, prc, prc) * factor
             found_statistics.append(Statistic(
                 name, columns, (cand_value - own_value) * factor, ideal, direction, "collapse", {
                     "candidate": rounded(cand_value), "reference": rounded(own_value),
-                    "raw_diff": rounded(cand_value - own_value), "rows_per_set": prc, "k": NEAREST}))
+                    "raw_diff": rounded(cand_value - own_value), "rows_per_set": prc, "k": NEAREST,
+                    "count_noise": rounded(noise)}, noise=noise))
         return found_statistics
 
     def _nearest_distances(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext
@@ -130,6 +141,12 @@ class Memorization(Dimension):
         sets = tuple(_points(aligned(encode(frame, rows[:prc]), ref_x, continuous)[0])
                      for frame, rows in ((candidate, cand_rows), (reference, held_out)))
         return own, found, (*sets, _points(ref_x))
+
+
+def binomial_noise(share: float, n_a: int, n_b: int) -> float:
+    """Standard error of the difference of two shares over `n_a` and `n_b` rows when both are `share`
+    (the pooled estimate of the two-proportion test)."""
+    return float(np.sqrt(share * (1.0 - share) * (1.0 / n_a + 1.0 / n_b)))
 
 
 def row_hashes(frame: QualityFrame, names: list[str]) -> np.ndarray:
