@@ -6,6 +6,11 @@ columns (pairwise complete rows) pair by pair, both ways: a broken correlation (
 inflated one (0.6 -> 0.9) are both findings. Whole-matrix summaries (Frobenius norm of the
 difference, correlation of the two matrices' entries) catch many small changes at once. Pairs of
 categorical columns get the distance between their two association patterns, in Cramér's V units.
+Pairs are compared as differences of Fisher z = atanh(r): a correlation's sampling noise shrinks
+like (1 - rho^2) as it nears +-1, so on the r scale a null calibrated on a reference whose strong
+correlation came out a little stronger than it is would be too narrow for the candidate, whose
+correlation came out weaker; on the z scale the noise is the same wherever the correlation is
+(1/sqrt(n - 3) for normal data), and so is the Frobenius norm built from those differences.
 Every statistic is invariant to a shift of location, so drift never shows here. The order column
 (time) is left out: its correlations are trends of one realisation that no resample of the
 reference can calibrate.
@@ -162,12 +167,23 @@ def association_change(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.sqrt(np.sum(difference ** 2 / weight) / (min(rows.sum(), columns.sum()) - 1)))
 
 
+def fisher_z(correlation: np.ndarray) -> np.ndarray:
+    """atanh of correlations, kept finite (|r| at most 1 - 1e-9: z at most about 10.7)."""
+    return np.arctanh(np.clip(correlation, -Z_LIMIT, Z_LIMIT))
+
+
+Z_LIMIT = 1.0 - 1e-9
+
+
 def _pair_differences(name: str, names: list[str], before: np.ndarray, after: np.ndarray) -> list[Statistic]:
     found = []
+    difference = fisher_z(after) - fisher_z(before)
     for i, name_a in enumerate(names):
         for j in range(i + 1, len(names)):
-            found.append(Statistic(name, (name_a, names[j]), float(after[i, j] - before[i, j]), 0.0, "two_sided",
-                                   evidence={"reference": rounded(before[i, j]), "candidate": rounded(after[i, j])}))
+            found.append(Statistic(name, (name_a, names[j]), float(difference[i, j]), 0.0, "two_sided",
+                                   evidence={"reference": rounded(before[i, j]), "candidate": rounded(after[i, j]),
+                                             "difference": rounded(after[i, j] - before[i, j]),
+                                             "note": "value: difference of Fisher z = atanh(r)"}))
     return found
 
 
@@ -181,12 +197,13 @@ def _upper(matrix: np.ndarray) -> np.ndarray:
 
 
 def _frobenius(before: np.ndarray, after: np.ndarray) -> Statistic:
-    """Frobenius norm of the off-diagonal difference (each pair counted twice, as in the full matrix)."""
-    difference = _upper(after - before)
+    """Frobenius norm of the off-diagonal difference of the Fisher z matrices (each pair counted twice, as
+    in the full matrix)."""
+    difference = _upper(fisher_z(after) - fisher_z(before))
     finite = difference[np.isfinite(difference)]
     value = float(np.sqrt(2.0 * np.sum(finite ** 2))) if len(finite) else float("nan")
-    return Statistic("pearson_frobenius", (), value, 0.0, "higher",
-                     evidence={"pairs": len(finite), "worst_pair_difference": rounded(
+    return Statistic("pearson_frobenius", (), value, 0.0, "higher", scale="log",
+                     evidence={"pairs": len(finite), "worst_pair_z_difference": rounded(
                          float(finite[np.argmax(np.abs(finite))]) if len(finite) else float("nan"))})
 
 
