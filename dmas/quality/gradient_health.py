@@ -7,7 +7,8 @@ higher = exploding); and the share of norms that vanished (below 1/1000 of the r
 for the layer) or exploded (above 1000x), beyond the reference's own share. Lost variance shrinks the
 inputs and the errors, so gradients fade; a few distinct rows are memorised within a few steps, so
 late gradients fade further; broken scales or outliers make them explode. Inputs are centred on each
-side's own means, so a mean shift alone (drift) changes nothing.
+side's own means, so a mean shift alone (drift) changes nothing. Values are departures rescaled from
+the probes' training rows to the tables' sizes (see `dmas.quality.probe`); the raw ones are in the evidence.
 """
 
 from __future__ import annotations
@@ -34,22 +35,25 @@ class GradientHealth(Dimension):
     name = "gradient_health"
     number = 4
     title = "Gradient health"
+    null_sampling = "split"  # see dmas.quality.probe: bootstrap repeats look memorised
 
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
         pair = train_pair(reference, candidate, context)
         if pair is None:
             return []
         columns = (pair.task.column,)
+        factor = pair.size_factor(candidate.n_rows, reference.n_rows)
         found = []
         for index, layer in enumerate(LAYERS):
             for name, steps in (("gradient_norm_log_ratio", slice(None)), ("late_gradient_norm_log_ratio", LATE)):
                 ref, cand = _median(pair.reference, index, steps), _median(pair.candidate, index, steps)
-                found.append(Statistic(f"{name}.{layer}", columns, log_ratio(cand, ref), 0.0, "two_sided",
+                raw = log_ratio(cand, ref)
+                found.append(Statistic(f"{name}.{layer}", columns, raw * factor, 0.0, "two_sided",
                                        evidence={"layer": layer, "candidate_median_norm": rounded(cand),
-                                                 "reference_median_norm": rounded(ref)}))
+                                                 "reference_median_norm": rounded(ref), "log_ratio": rounded(raw)}))
         for name, limit in (("vanishing_gradient_share", VANISHING), ("exploding_gradient_share", EXPLODING)):
             ref, cand = _share(pair, "reference", limit), _share(pair, "candidate", limit)
-            found.append(Statistic(name, columns, cand - ref, 0.0, "higher",
+            found.append(Statistic(name, columns, (cand - ref) * factor, 0.0, "higher",
                                    evidence={"candidate_share": rounded(cand), "reference_share": rounded(ref),
                                              "limit_times_reference_median": limit,
                                              "norms_per_side": SEEDS * STEPS * len(LAYERS)}))

@@ -11,7 +11,8 @@ held-out reference loss rises above that of the probe trained on the reference i
 Convergence stability is measured as the seeds' disagreement over a thousand held-out rows rather
 than as the standard deviation of three final losses: with three seeds that has two degrees of
 freedom and a heavy left tail (a log chi-square), which a calibrated threshold would misjudge; each
-side's final loss per seed is in `describe` for the reader.
+side's final loss per seed is in `describe` for the reader. Values are log ratios rescaled from the
+probes' training rows to the tables' sizes (see `dmas.quality.probe`); the raw ones are in the evidence.
 """
 
 from __future__ import annotations
@@ -60,18 +61,21 @@ class LossLandscape(Dimension):
     name = "loss_landscape"
     number = 5
     title = "Loss landscape"
+    null_sampling = "split"  # see dmas.quality.probe: bootstrap repeats look memorised
 
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
         pair = train_pair(reference, candidate, context)
         if pair is None:
             return []
         found = []
+        factor = pair.size_factor(candidate.n_rows, reference.n_rows)
         for name, measure, direction, meaning in MEASURES:
             ref = measure(pair.reference) if pair.reference is not None else np.nan
             cand = measure(pair.candidate) if pair.candidate is not None else np.nan
-            found.append(Statistic(name, (pair.task.column,), log_ratio(cand, ref), 0.0, direction,
+            raw = log_ratio(cand, ref)
+            found.append(Statistic(name, (pair.task.column,), raw * factor, 0.0, direction,
                                    evidence={"candidate": rounded(cand), "reference": rounded(ref), "measure": meaning,
-                                             "seeds": SEEDS}))
+                                             "seeds": SEEDS, "log_ratio": rounded(raw)}))
         return found
 
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:

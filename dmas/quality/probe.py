@@ -12,6 +12,13 @@ same initial weights and batch order on both sides, so only the data differs.
   deviation (so lost variance shows and a mean shift does not); discrete columns one-hot over the
   reference's `MAX_LEVELS` commonest levels plus "other". Missing values are 0 (the centre / no level).
 - Held out: `HOLDOUT_ROWS` reference rows neither side trains on, on which both probes are evaluated.
+- Both sides train on the same number of rows (the fewer either side has, at most `PROBE_ROWS`): a
+  probe fits fewer rows more closely, so unequal sizes would read as a difference of the data.
+- Null draws are disjoint splits of the reference (`null_sampling = "split"`): a bootstrap draw
+  repeats rows, which a probe fits more easily, and contains the held-out rows, which it then has
+  seen, so every null draw would look memorised. Both dimensions rescale their departures from the
+  rows the probes trained on to the tables' sizes (`ProbePair.size_factor`), as the calibration's
+  scaling assumes, since the probes read capped subsamples.
 - Deterministic whatever the thread count: one torch thread inside the training (restored after),
   every random choice from seeded generators. A run is cached by the digest of its exact inputs, so
   the reference's run is trained once per check and dimensions 4 and 5 share the candidate's.
@@ -95,6 +102,15 @@ class ProbePair:
     def complete(self) -> bool:
         return self.reference is not None and self.candidate is not None
 
+    def size_factor(self, n_candidate: int, n_reference: int) -> float:
+        """How much smaller the tables' two-sample noise is than that of the rows the probes trained on
+        (`dmas.quality.generalization.full_size_factor`); NaN when a side has no run."""
+        if not self.complete:
+            return float("nan")
+        from dmas.quality.generalization import full_size_factor
+
+        return full_size_factor(n_candidate, n_reference, self.candidate.rows, self.reference.rows)
+
     def describe(self) -> dict:
         """Sizes and settings for the report (what the probe was, on how many rows)."""
         return {"task": self.task.column, "task_kind": self.task.kind, "self_supervised": self.task.self_supervised,
@@ -133,8 +149,10 @@ def train_pair(reference: QualityFrame, candidate: QualityFrame, context: CheckC
     ref_rows = context.rng("probe", "reference").permutation(encoding.usable(reference))
     holdout_size = min(HOLDOUT_ROWS, len(ref_rows) // 4)
     holdout, ref_train = ref_rows[:holdout_size], ref_rows[holdout_size:]
-    rows = min(PROBE_ROWS, context.max_rows)
-    cand_train = context.rng("probe", "candidate").permutation(encoding.usable(candidate))[:rows]
+    cand_usable = encoding.usable(candidate)
+    shared = min(len(ref_train), len(cand_usable))  # too few on one side: that side gets no run
+    rows = min(PROBE_ROWS, context.max_rows, shared if shared >= MIN_ROWS else max(len(ref_train), len(cand_usable)))
+    cand_train = context.rng("probe", "candidate").permutation(cand_usable)[:rows]
     ref_train = ref_train[:rows]
     x_ref, y_ref, centre = encoding.encode(reference, ref_train)
     x_holdout, y_holdout, _ = encoding.encode(reference, holdout, centre)
