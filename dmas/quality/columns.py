@@ -12,7 +12,10 @@ that lost levels or values (collapse) is still compared on the same column, neve
   in `inputs["unparsed"]`, as are infinities.
 - Whole numbers (Arrow integers, integral floats, integer text) holding only 0 and 1 are boolean; with
   at most 20 distinct values, and fewer than 5% of the present values, categorical: codes, counts and
-  small ordinal scales compare as levels, not as a continuous distribution.
+  small ordinal scales compare as levels, not as a continuous distribution. A candidate whose numbers
+  in such a column are not all whole left the reference's grid (a shifted or rescaled scale), which
+  levels cannot compare: the column is then numeric on both sides, so a shift reads as drift and a
+  shrunk scale as lost variance rather than as every level lost.
 - `kinds={"col": "categorical"}` overrides win over inference and over the left-out rules below
   (not over unsupported types).
 
@@ -131,6 +134,8 @@ def encode_pair(reference: pa.Table, candidate: pa.Table, *, target: str | None 
     for name in sorted(references):
         column = references[name]
         kind = overrides.get(name) or column.kind
+        if name not in overrides and column.discrete_numbers and name in candidates and candidates[name].off_grid:
+            kind = "numeric"
         if column.family == "other":
             reason = "unsupported"
         else:
@@ -245,6 +250,16 @@ class _Column:
         if len(values) <= FEW_LEVELS and len(values) < FEW_LEVELS_SHARE * counts.sum():
             return "categorical"
         return "numeric"
+
+    @cached_property
+    def discrete_numbers(self) -> bool:
+        """Whether the column is numbers read as boolean or categorical because all are whole."""
+        return self.family == "number" and self.kind in DISCRETE_KINDS
+
+    @cached_property
+    def off_grid(self) -> bool:
+        """Whether the column holds numbers that are not all whole (off an integer grid)."""
+        return self.family == "number" and bool(np.isfinite(self._rows).any()) and self._whole_counts is None
 
     def fits(self, kind: ColumnKind) -> bool:
         """Whether this column can be read as `kind` (the reference's): its type family, or 99% of its text."""
