@@ -9,6 +9,7 @@ order; `order` names the column that sorts them in time when one is declared (sp
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,13 +29,16 @@ class QualityFrame:
     """
 
     kinds: dict[str, ColumnKind]
-    values: dict[str, np.ndarray]
+    values: Mapping[str, np.ndarray]
     levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     target: str | None = None
     order: str | None = None
 
     def __post_init__(self) -> None:
-        lengths = {len(array) for array in self.values.values()}
+        if isinstance(self.values, RowsOf):
+            lengths = {self.values.n_rows} if self.values else set()
+        else:
+            lengths = {len(array) for array in self.values.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns of one frame differ in length: {sorted(lengths)}")
         if set(self.values) != set(self.kinds):
@@ -42,6 +46,8 @@ class QualityFrame:
 
     @property
     def n_rows(self) -> int:
+        if isinstance(self.values, RowsOf):
+            return self.values.n_rows if self.values else 0
         return len(next(iter(self.values.values()))) if self.values else 0
 
     @property
@@ -65,10 +71,11 @@ class QualityFrame:
         return [name for name in self.names if name not in (self.target, self.order) and name not in exclude]
 
     def take(self, rows: np.ndarray) -> QualityFrame:
-        """The frame of these row numbers (a resample or a subset), same kinds and levels."""
-        rows = np.asarray(rows, dtype=np.int64)
-        return QualityFrame(self.kinds, {name: array[rows] for name, array in self.values.items()},
-                            self.levels, self.target, self.order)
+        """The frame of these row numbers (a resample or a subset), same kinds and levels.
+
+        Columns are gathered when first read (`RowsOf`): a null draw's frame whose dimension reads a
+        few columns, or only a subsample of it, copies only what is read."""
+        return QualityFrame(self.kinds, RowsOf.of(self.values, rows), self.levels, self.target, self.order)
 
     def matrix(self, names: list[str]) -> np.ndarray:
         """float64 [n, len(names)]: continuous values as they are, codes as floats (missing code -> NaN)."""
@@ -88,3 +95,38 @@ class QualityFrame:
             return self
         key = self.values[self.order]
         return self.take(np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable"))
+
+
+class RowsOf(Mapping):
+    """Columns of `base` at `rows`, each gathered on first access and kept (read-only mapping).
+
+    A take of a take composes the row numbers on the original columns, so a subsample of a null draw
+    gathers its rows once; the values are those `base[name][rows]` would give, whichever path.
+    """
+
+    def __init__(self, base: Mapping[str, np.ndarray], rows: np.ndarray):
+        self.base, self.rows = base, np.asarray(rows, dtype=np.int64)
+        self._gathered: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, values: Mapping[str, np.ndarray], rows: np.ndarray) -> RowsOf:
+        rows = np.asarray(rows, dtype=np.int64)
+        if isinstance(values, RowsOf):
+            return cls(values.base, values.rows[rows])
+        return cls(values, rows)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        gathered = self._gathered.get(name)
+        if gathered is None:
+            gathered = self._gathered[name] = self.base[name][self.rows]
+        return gathered
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
