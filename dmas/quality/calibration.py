@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class NullCalibration:
     """Null distributions of every statistic of the given dimensions, for one reference and one n."""
 
     def __init__(self, draws: int = 30, false_positive_rate: float = 0.01, seed: int = 0,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, workers: int | None = None):
         if draws < 30:
             raise ValueError(f"draws must be at least 30 (calibration needs a null sample), got {draws}")
         if not 0.0 < false_positive_rate < 1.0:
@@ -67,6 +68,7 @@ class NullCalibration:
         self.false_positive_rate = false_positive_rate
         self.seed = seed
         self.cache_dir = cache_dir
+        self.workers = workers
 
     def fit(self, reference: QualityFrame, n_candidate: int, dimensions: list[Dimension],
             context: CheckContext) -> NullCalibration:
@@ -74,15 +76,23 @@ class NullCalibration:
         self.n_candidate_, self.n_reference_ = n_candidate, reference.n_rows
         self.nulls_: dict[str, dict[str, NullDistribution]] = {}
         self.cached_: dict[str, bool] = {}
+        keys = {dimension.name: self._cache_key(reference, n_candidate, dimension) for dimension in dimensions}
+        found = {dimension.name: self._load(keys[dimension.name]) for dimension in dimensions}
+        missing = [dimension for dimension in dimensions if found[dimension.name] is None]
+        computed = null_departures(reference, n_candidate, missing, context, self.draws, self.seed,
+                                   self.workers)
+        for dimension, departures in zip(missing, computed, strict=True):
+            self._save(keys[dimension.name], departures)
+            found[dimension.name] = departures
         for dimension in dimensions:
-            key = self._cache_key(reference, n_candidate, dimension)
-            loaded = self._load(key)
-            self.cached_[dimension.name] = loaded is not None
-            if loaded is None:
-                loaded = self._null_departures(reference, n_candidate, dimension, context)
-                self._save(key, loaded)
-            self.nulls_[dimension.name] = {k: NullDistribution(np.asarray(v, np.float64)) for k, v in loaded.items()}
+            self.cached_[dimension.name] = dimension not in missing
+            self.nulls_[dimension.name] = {k: NullDistribution(np.asarray(v, np.float64))
+                                           for k, v in found[dimension.name].items()}
         return self
+
+    def draws_in_workers(self, reference: QualityFrame, n_candidate: int) -> bool:
+        """Whether `fit` computes its draws in worker processes (then this process is free meanwhile)."""
+        return draw_processes(reference.n_rows, n_candidate, self.workers) > 1
 
     def judge(self, dimension: Dimension, statistics: list[Statistic], n_statistics: int) -> list[Judged]:
         """The statistics against their nulls; `n_statistics` is the report's total (for the correction)."""
@@ -118,30 +128,6 @@ class NullCalibration:
         return Judged(statistic, back(center), back(upper), None if lower is None else back(lower),
                       float(np.mean(below)), float(excess), bool(excess >= 1.0))
 
-    def _null_departures(self, reference: QualityFrame, n: int, dimension: Dimension,
-                         context: CheckContext) -> dict[str, list[float]]:
-        big_n = reference.n_rows
-        ordered = reference.ordered() if dimension.null_sampling == "block" else reference
-        found: dict[str, list[float]] = {}
-        for draw in range(self.draws):
-            rng = np.random.default_rng([self.seed, draw, seed_word(dimension.name)])
-            if dimension.null_sampling == "bootstrap":
-                pseudo_reference, pseudo_candidate = reference, reference.take(rng.integers(0, big_n, n))
-                draw_variance = 1.0 / n
-            elif dimension.null_sampling == "split":
-                order = rng.permutation(big_n)
-                size = max(1, min(n, big_n // 2))
-                pseudo_candidate, pseudo_reference = reference.take(order[:size]), reference.take(order[size:])
-                draw_variance = 1.0 / size + 1.0 / (big_n - size)
-            else:
-                pseudo_candidate, pseudo_reference, size = _block_split(ordered, n, rng)
-                draw_variance = 1.0 / size + 1.0 / (big_n - size)
-            factor = np.sqrt((1.0 / n + 1.0 / big_n) / draw_variance)
-            for statistic in dimension.statistics(pseudo_reference, pseudo_candidate, context):
-                if np.isfinite(statistic.value):
-                    found.setdefault(statistic.key, []).append(_scaled(statistic, factor))
-        return {key: values for key, values in sorted(found.items()) if len(values) >= 2}
-
     def _cache_key(self, reference: QualityFrame, n: int, dimension: Dimension) -> str:
         digest = hashlib.sha256()
         digest.update(json.dumps({"kinds": reference.kinds, "levels": reference.levels, "target": reference.target,
@@ -169,6 +155,105 @@ class NullCalibration:
         partial = folder / f".{key}.partial"
         partial.write_text(json.dumps(departures, sort_keys=True))
         partial.replace(folder / f"{key}.json")  # whole or absent, never half-written
+
+
+def null_departures(reference: QualityFrame, n: int, dimensions: list[Dimension], context: CheckContext,
+                    draws: int, seed: int, workers: int | None = None) -> list[dict[str, list[float]]]:
+    """Each dimension's statistics over `draws` null draws at n rows, as departures scaled to the real
+    sizes: {statistic key: [one value per draw, in draw order]} per dimension (keys sorted, and only
+    statistics finite in at least two draws).
+
+    Draws are independent (each seeds its own generator from (seed, draw, dimension)), so they run on
+    `workers` processes (default: the CPUs this process may use) and the result is the same bytes
+    whatever the count: a draw computes the same floats in any process (one BLAS/OpenMP thread in
+    the workers, one torch thread in the probes), and the values are put back in draw order.
+    """
+    tasks = [(index, draw) for index in range(len(dimensions)) for draw in range(draws)]
+    workers = min(draw_processes(reference.n_rows, n, workers), len(tasks))
+    if workers > 1:
+        from joblib import Parallel, delayed, parallel_config
+
+        # several chunks per worker (so a slow one does not hold the end), each a mix of dimensions
+        chunks = [tasks[start::workers * CHUNKS_PER_WORKER] for start in range(workers * CHUNKS_PER_WORKER)]
+        chunks = [chunk for chunk in chunks if chunk]
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            parts = Parallel(n_jobs=workers)(delayed(_draws_in_worker)(reference, n, dimensions, context, seed, chunk)
+                                             for chunk in chunks)
+        done = {task: values for chunk, part in zip(chunks, parts, strict=True)
+                for task, values in zip(chunk, part, strict=True)}
+    else:
+        done = dict(zip(tasks, _draws(reference, n, dimensions, context, seed, tasks), strict=True))
+    results = []
+    for index in range(len(dimensions)):
+        found: dict[str, list[float]] = {}
+        for draw in range(draws):
+            for key, value in done[(index, draw)]:
+                found.setdefault(key, []).append(value)
+        results.append({key: values for key, values in sorted(found.items()) if len(values) >= 2})
+    return results
+
+
+def draw_processes(n_reference: int, n: int, workers: int | None = None) -> int:
+    """How many processes the null draws of this size run on: `workers` (default: the CPUs this process
+    may use), or 1 (this process) for a small table, where starting workers costs more than its draws."""
+    wanted = default_workers() if workers is None else workers
+    return wanted if n_reference * n >= PARALLEL_MIN_WORK else 1
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (its affinity, which taskset and containers set)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+PARALLEL_MIN_WORK = 5_000_000  # reference rows x candidate rows below which the draws run in this process
+CHUNKS_PER_WORKER = 3
+
+
+def _draws_in_worker(reference: QualityFrame, n: int, dimensions: list[Dimension], context: CheckContext,
+                     seed: int, tasks: list[tuple[int, int]]) -> list[list[tuple[str, float]]]:
+    """`_draws` in a worker process, on one BLAS/OpenMP thread (the workers already fill the CPUs)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _draws(reference, n, dimensions, context, seed, tasks)
+
+
+def _draws(reference: QualityFrame, n: int, dimensions: list[Dimension], context: CheckContext, seed: int,
+           tasks: list[tuple[int, int]]) -> list[list[tuple[str, float]]]:
+    """Each (dimension index, draw) task's finite statistics: [(key, scaled departure)] in statistic order."""
+    ordered: QualityFrame | None = None  # the rows in time order, for block draws (sorted once)
+    out = []
+    for index, draw in tasks:
+        dimension = dimensions[index]
+        if dimension.null_sampling == "block" and ordered is None:
+            ordered = reference.ordered()
+        out.append(_one_draw(reference, ordered, n, dimension, context, seed, draw))
+    return out
+
+
+def _one_draw(reference: QualityFrame, ordered: QualityFrame | None, n: int, dimension: Dimension,
+              context: CheckContext, seed: int, draw: int) -> list[tuple[str, float]]:
+    """One null draw of one dimension: pseudo-candidate and pseudo-reference from the reference, its statistics."""
+    big_n = reference.n_rows
+    rng = np.random.default_rng([seed, draw, seed_word(dimension.name)])
+    if dimension.null_sampling == "bootstrap":
+        pseudo_reference, pseudo_candidate = reference, reference.take(rng.integers(0, big_n, n))
+        draw_variance = 1.0 / n
+    elif dimension.null_sampling == "split":
+        order = rng.permutation(big_n)
+        size = max(1, min(n, big_n // 2))
+        pseudo_candidate, pseudo_reference = reference.take(order[:size]), reference.take(order[size:])
+        draw_variance = 1.0 / size + 1.0 / (big_n - size)
+    else:
+        pseudo_candidate, pseudo_reference, size = _block_split(ordered, n, rng)
+        draw_variance = 1.0 / size + 1.0 / (big_n - size)
+    factor = np.sqrt((1.0 / n + 1.0 / big_n) / draw_variance)
+    return [(statistic.key, _scaled(statistic, factor))
+            for statistic in dimension.statistics(pseudo_reference, pseudo_candidate, context)
+            if np.isfinite(statistic.value)]
 
 
 def _block_split(ordered: QualityFrame, n: int, rng: np.random.Generator) -> tuple[QualityFrame, QualityFrame, int]:

@@ -7,7 +7,9 @@ the HTML report is rendered from that data.
 
 from __future__ import annotations
 
+import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,26 @@ def _within_time(config: CollapseCheckConfig, started: float, next_step: str) ->
                            retryable=True)
 
 
+def _timed(function: Any, *arguments: Any) -> float:
+    """Seconds `function(*arguments)` took."""
+    begun = time.perf_counter()
+    function(*arguments)
+    return time.perf_counter() - begun
+
+
+def _measured(chosen: list, reference: QualityFrame, candidate: QualityFrame, context: CheckContext,
+              config: CollapseCheckConfig, started: float) -> list[tuple[Any, list, dict[str, Any], float]]:
+    """Each dimension's statistics and picture data of the candidate, with its seconds."""
+    measured = []
+    for dimension in chosen:
+        _within_time(config, started, dimension.name)
+        begun = time.perf_counter()
+        statistics = dimension.statistics(reference, candidate, context)
+        details = dimension.describe(reference, candidate, context)
+        measured.append((dimension, statistics, details, time.perf_counter() - begun))
+    return measured
+
+
 def run_check(reference: QualityFrame, candidate: QualityFrame, config: CollapseCheckConfig | None = None,
               inputs: dict[str, Any] | None = None, schema: dict[str, Any] | None = None) -> CheckResult:
     """Compare `candidate` with `reference` on every configured dimension plus memorization."""
@@ -81,15 +103,19 @@ def run_check(reference: QualityFrame, candidate: QualityFrame, config: Collapse
     context = CheckContext(seed=config.seed, target=reference.target, max_rows=config.max_rows)
     chosen = [*dimensions(config.dimensions), MEMORIZATION()]
     calibration = NullCalibration(config.null_draws, config.false_positive_rate, config.seed,
-                                  config.cache_dir).fit(reference, candidate.n_rows, chosen, context)
-    calibrated_s = time.perf_counter() - started
-    measured, timings = [], {"calibration_s": round(calibrated_s, 3)}
-    for dimension in chosen:
-        _within_time(config, started, dimension.name)
-        begun = time.perf_counter()
-        statistics = dimension.statistics(reference, candidate, context)
-        details = dimension.describe(reference, candidate, context)
-        measured.append((dimension, statistics, details, time.perf_counter() - begun))
+                                  config.cache_dir, config.workers)
+    fit = functools.partial(_timed, calibration.fit, reference, candidate.n_rows, chosen, context)
+    if calibration.draws_in_workers(reference, candidate.n_rows):
+        # the draws run in worker processes: this one computes the check's own statistics meanwhile
+        with ThreadPoolExecutor(1, thread_name_prefix="dmas-null-draws") as pool:
+            fitting = pool.submit(fit)
+            measured = _measured(chosen, reference, candidate, context, config, started)
+            calibrated_s = fitting.result()
+    else:
+        calibrated_s = fit()
+        measured = _measured(chosen, reference, candidate, context, config, started)
+    _within_time(config, started, "judging the statistics")
+    timings = {"calibration_s": round(calibrated_s, 3)}
     n_statistics = sum(len(statistics) for _, statistics, _, _ in measured)
     results = []
     for dimension, statistics, details, seconds in measured:

@@ -17,3 +17,5 @@ class CollapseCheckConfig(BaseModel):
     dimensions: list[str] | None = Field(None, description="names of the dimensions to run (default: all eight)")
     cache_dir: str | None = Field(None, description="folder for null distributions, keyed by reference and n")
     timeout_s: float | None = Field(None, gt=0, description="give up (error 4001) after this long")
+    workers: int | None = Field(None, ge=1, description="processes the null draws run on (default: the CPUs "
+                                                        "this process may use); never changes a report byte")
