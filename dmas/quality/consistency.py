@@ -35,8 +35,8 @@ from dmas.quality.distribution import (
     both_counts,
     centred_pair,
     pooled_counts,
-    present_sorted,
     quantile,
+    resample_counts,
     rounded_evidence,
     shared_columns,
 )
@@ -61,8 +61,10 @@ class StatisticalConsistency(Dimension):
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
         found: list[tuple[Statistic, float]] = []  # each statistic with its test's raw p-value
         for column in shared_columns(reference, candidate, reference.continuous()):
-            ref, cand = present_sorted(reference.values[column]), present_sorted(candidate.values[column])
-            found += [anderson_darling(column, ref, cand), mann_whitney(column, ref, cand)]
+            ref, cand = reference.present_sorted(column), candidate.present_sorted(column)
+            resampled = candidate.resampled_from(reference) and min(len(ref), len(cand)) >= MIN_VALUES
+            tally = resample_counts(reference, candidate, column) if resampled else None
+            found += [anderson_darling(column, ref, cand), mann_whitney(column, ref, cand, tally)]
         for column in shared_columns(reference, candidate, reference.discrete()):
             found.append(chi_square(column, reference.values[column], candidate.values[column]))
         adjusted = holm([p for _, p in found])
@@ -144,13 +146,17 @@ def _ad_p_value(standardised: float) -> float:
     return float(math.exp(np.polyval(AD_FIT, standardised)))
 
 
-def mann_whitney(column: str, reference: np.ndarray, candidate: np.ndarray) -> tuple[Statistic, float]:
-    """Location: the AUC U / (n1 n2), the chance a candidate value exceeds a reference one (0.5 = same)."""
+def mann_whitney(column: str, reference: np.ndarray, candidate: np.ndarray,
+                 tally: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Statistic, float]:
+    """Location: the AUC U / (n1 n2), the chance a candidate value exceeds a reference one (0.5 = same).
+
+    `tally`: both sides' ECDF counts at the pooled distinct values when already known (a bootstrap
+    draw's tally, `resample_counts`); they are what `pooled_counts` would give."""
     n1, n2 = len(reference), len(candidate)
     counts = {"reference_values": n1, "candidate_values": n2}
     if min(n1, n2) < MIN_VALUES:
         return _nan_statistic("mann_whitney", column, 0.5, "two_sided", "drift", counts)
-    _, below_r, below_c = pooled_counts(reference, candidate)
+    below_r, below_c = pooled_counts(reference, candidate)[1:] if tally is None else tally
     in_r = np.diff(below_r, prepend=0).astype(np.float64)
     in_c = np.diff(below_c, prepend=0).astype(np.float64)
     u = float(np.sum(in_c * (below_r - in_r / 2.0)))  # candidate values above reference ones, ties half

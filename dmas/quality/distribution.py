@@ -44,8 +44,7 @@ class DistributionFidelity(Dimension):
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
         found: list[Statistic] = []
         for column in shared_columns(reference, candidate, reference.continuous()):
-            found += continuous_statistics(column, present_sorted(reference.values[column]),
-                                           present_sorted(candidate.values[column]))
+            found += continuous_statistics(column, reference.present_sorted(column), candidate.present_sorted(column))
         for column in shared_columns(reference, candidate, reference.discrete()):
             found += discrete_statistics(column, reference.levels.get(column, ()), reference.values[column],
                                          candidate.values[column])
@@ -53,8 +52,7 @@ class DistributionFidelity(Dimension):
 
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
         """Histograms of continuous columns on 30 shared bins, level shares of discrete ones."""
-        histograms = {column: histogram(present_sorted(reference.values[column]),
-                                        present_sorted(candidate.values[column]))
+        histograms = {column: histogram(reference.present_sorted(column), candidate.present_sorted(column))
                       for column in shared_columns(reference, candidate, reference.continuous())}
         categories = {column: category_shares(reference.levels.get(column, ()), reference.values[column],
                                               candidate.values[column])
@@ -124,6 +122,28 @@ def pooled_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     ends = np.append(np.flatnonzero(pooled[1:] != pooled[:-1]), len(pooled) - 1)  # last index of each value
     count_a = from_a[ends]
     return pooled[ends], count_a, ends + 1 - count_a
+
+
+def resample_counts(reference: QualityFrame, candidate: QualityFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """`pooled_counts(reference sorted, candidate sorted)[1:]` for a candidate whose rows are the reference's
+    (a bootstrap null draw): every candidate value is a reference value, so the pooled distinct values are
+    the reference's and the candidate's counts are a tally of its rows' values, O(n), no merge."""
+    distinct, below_r, value_of_row = _distinct_values(reference, column)
+    rows = value_of_row[candidate.values.rows]
+    return below_r, np.cumsum(np.bincount(rows[rows >= 0], minlength=len(distinct)))
+
+
+def _distinct_values(reference: QualityFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct finite values, #values <= each, index of each row's value or -1), once per frame."""
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ordered = reference.present_sorted(column)
+        ends = np.flatnonzero(ordered[1:] != ordered[:-1])
+        ends = np.append(ends, len(ordered) - 1) if len(ordered) else ends
+        distinct = ordered[ends]
+        values = np.asarray(reference.values[column], dtype=np.float64)
+        return distinct, ends + 1, np.where(np.isfinite(values), np.searchsorted(distinct, values), -1)
+
+    return reference.derived(f"distinct:{column}", compute)
 
 
 def l_moment_ratios(sorted_values: np.ndarray) -> tuple[float, float]:

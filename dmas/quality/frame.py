@@ -9,9 +9,9 @@ order; `order` names the column that sorts them in time when one is declared (sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,6 +33,7 @@ class QualityFrame:
     levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     target: str | None = None
     order: str | None = None
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.values, RowsOf):
@@ -76,6 +77,28 @@ class QualityFrame:
         Columns are gathered when first read (`RowsOf`): a null draw's frame whose dimension reads a
         few columns, or only a subsample of it, copies only what is read."""
         return QualityFrame(self.kinds, RowsOf.of(self.values, rows), self.levels, self.target, self.order)
+
+    def present_sorted(self, name: str) -> np.ndarray:
+        """The column's finite values sorted ascending (float64), computed once per frame: the reference
+        of every bootstrap null draw is the same frame, so its sorts are not repeated per draw."""
+        def finite_sorted() -> np.ndarray:
+            values = np.asarray(self.values[name], dtype=np.float64)
+            found = np.sort(values[np.isfinite(values)])
+            found.setflags(write=False)
+            return found
+
+        return self.derived(f"sorted:{name}", finite_sorted)
+
+    def derived(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per frame under `key`: what the statistics derive from a column and every null
+        draw would otherwise derive again from the same reference (sorts, tallies). Treat it as read-only."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
+    def resampled_from(self, other: QualityFrame) -> bool:
+        """Whether this frame's rows are rows of `other` (a take of it), so its values are among other's."""
+        return isinstance(self.values, RowsOf) and self.values.base is other.values
 
     def matrix(self, names: list[str]) -> np.ndarray:
         """float64 [n, len(names)]: continuous values as they are, codes as floats (missing code -> NaN)."""

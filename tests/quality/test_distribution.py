@@ -10,7 +10,15 @@ import pytest
 from scipy import stats
 
 from dmas.quality.dimension import CheckContext
-from dmas.quality.distribution import DistributionFidelity, centre, centred_pair, l_moment_ratios, present_sorted
+from dmas.quality.distribution import (
+    DistributionFidelity,
+    centre,
+    centred_pair,
+    l_moment_ratios,
+    pooled_counts,
+    present_sorted,
+    resample_counts,
+)
 from dmas.quality.frame import QualityFrame
 from tests.quality import judging
 
@@ -188,3 +196,19 @@ def test_describe_draws_shared_histograms_and_level_shares(reference):
     assert levels["candidate"][LEVELS.index("f")] == 0.0
     assert levels["reference"] == sorted(levels["reference"], reverse=True)
     assert json.loads(json.dumps(picture)) == picture
+
+
+def test_a_bootstrap_draws_tally_is_the_merge_of_both_sorted_samples():
+    """`resample_counts` (a candidate made of reference rows) gives `pooled_counts`' counts exactly:
+    ties, missing and infinite values, and both zeros included."""
+    rng = np.random.default_rng(11)
+    values = np.round(rng.normal(0, 2, 3000), 1)
+    values[rng.integers(0, 3000, 40)] = np.nan
+    values[:3] = [np.inf, -np.inf, -0.0]
+    reference = QualityFrame({"x": "numeric"}, {"x": values})
+    candidate = reference.take(rng.integers(0, 3000, 2000))
+    assert candidate.resampled_from(reference) and not reference.resampled_from(candidate)
+    expected = pooled_counts(present_sorted(values), present_sorted(candidate.values["x"]))[1:]
+    for got, want in zip(resample_counts(reference, candidate, "x"), expected, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(reference.present_sorted("x"), present_sorted(values))
