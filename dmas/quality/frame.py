@@ -45,6 +45,11 @@ class QualityFrame:
         if set(self.values) != set(self.kinds):
             raise ValueError("values and kinds must name the same columns")
 
+    def __reduce__(self) -> tuple:
+        """Pickled without what it derived (worker processes get the columns; the main thread may be
+        adding to the cache while a frame is sent)."""
+        return QualityFrame, (self.kinds, self.values, self.levels, self.target, self.order)
+
     @property
     def n_rows(self) -> int:
         if isinstance(self.values, RowsOf):
@@ -137,6 +142,9 @@ class RowsOf(Mapping):
         if isinstance(values, RowsOf):
             return cls(values.base, values.rows[rows])
         return cls(values, rows)
+
+    def __reduce__(self) -> tuple:
+        return RowsOf, (self.base, self.rows)  # without the gathered columns
 
     @property
     def n_rows(self) -> int:

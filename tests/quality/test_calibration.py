@@ -69,3 +69,16 @@ def test_a_check_reports_the_same_with_its_draws_on_workers_while_it_measures_th
     reports = [run_check(pair.reference, pair.candidate, CollapseCheckConfig(dimensions=fast, workers=workers))
                .report() for workers in (1, 2)]
     assert reports[0] == reports[1] and reports[0]["flags"]
+
+
+def test_a_frame_travels_to_a_worker_without_what_it_derived(reference):
+    import pickle
+
+    reference.present_sorted("x1")
+    taken = reference.take(np.arange(10))
+    taken.values["x1"]
+    back, back_taken = pickle.loads(pickle.dumps(reference)), pickle.loads(pickle.dumps(taken))
+    assert back.kinds == reference.kinds and back.levels == reference.levels and back.order == reference.order
+    assert all(np.array_equal(back.values[name], reference.values[name], equal_nan=True) for name in reference.names)
+    assert not back._derived and not back_taken.values._gathered
+    assert np.array_equal(back_taken.values["x1"], taken.values["x1"])
