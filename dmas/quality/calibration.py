@@ -22,6 +22,9 @@ candidate's statistics against them:
   statistic declares its binomial standard error (`Statistic.noise`, pooled over both sides as in the
   two-proportion test), and the allowance is never below its normal bound at the same rate (normal,
   not Student-t: this spread is a model's, not estimated from the draws).
+- The draws are independent and each seeds its own generator, so they run on worker processes
+  (`workers`, default every CPU the process may use; `null_departures`) and give the same bytes on any
+  number of them.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class NullCalibration:
             raise ValueError(f"draws must be at least 30 (calibration needs a null sample), got {draws}")
         if not 0.0 < false_positive_rate < 1.0:
             raise ValueError(f"false_positive_rate must be in (0, 1), got {false_positive_rate}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.draws = draws
         self.false_positive_rate = false_positive_rate
         self.seed = seed
