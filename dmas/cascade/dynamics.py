@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from dmas.cascade.scaling import rounded
+from dmas.numbers import rounded
 from dmas.errors import DmasError
 
 TAIL_SHARE = 0.25  # the "final" part of a curve: its last quarter (at least MIN_TAIL records)

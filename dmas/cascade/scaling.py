@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import least_squares
 
 from dmas.errors import DmasError
+from dmas.numbers import rounded
 
 # a fitted size needs this many distinct values: its term has an amplitude and an exponent, E is shared
 MIN_DISTINCT_VALUES = 3
@@ -77,13 +78,6 @@ class ScalingLawConfig(BaseModel):
     bootstrap_draws: int = Field(200, ge=10, description="resamples of the runs for the interval")
     level: float = Field(0.9, gt=0, lt=1, description="coverage of the percentile interval")
     seed: int = Field(0, ge=0)
-
-
-def rounded(value: float | None) -> float | None:
-    """A float for JSON: 6 significant digits (stable bytes, no false precision), None for NaN/inf/None."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(f"{float(value):.6g}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dmas.numbers import rounded
 from dmas.quality.frame import QualityFrame
 
 Direction = Literal["higher", "lower", "two_sided"]  # which departure from `ideal` is a finding
@@ -158,8 +159,3 @@ def _finite(value: float) -> float:
     return value if np.isfinite(value) else 1e300
 
 
-def rounded(value: float) -> float | None:
-    """A float for JSON: rounded to 6 significant digits (stable bytes), None for NaN/inf."""
-    if value is None or not np.isfinite(value):
-        return None
-    return float(f"{float(value):.6g}")
