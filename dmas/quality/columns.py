@@ -108,12 +108,21 @@ class EncodedPair:
 
 def load_pair(candidate_source: str, reference_source: str, *, target: str | None = None, order: str | None = None,
               kinds: dict[str, str] | None = None, store_uri: str | None = None) -> EncodedPair:
-    """Read both sources (`dmas.quality.tables.load_table`) and encode them with `encode_pair`."""
-    reference = load_table(reference_source, store_uri=store_uri)
-    candidate = load_table(candidate_source, store_uri=store_uri)
-    pair = encode_pair(reference.table, candidate.table, target=target, order=order, kinds=kinds)
-    for side, loaded in (("reference", reference), ("candidate", candidate)):
-        pair.inputs[side] = {**_source_record(loaded), **pair.inputs[side]}
+    """Read both sources (`dmas.quality.tables.load_table`) and encode them as `encode_pair` does.
+
+    The tables read are handed over whole to the encoding, which frees each column's Arrow memory once
+    both sides of it are encoded: the peak is about one copy of the data (Arrow's or the frames'), not both.
+    """
+    records, columns, rows = {}, {}, {}
+    for side, source in (("reference", reference_source), ("candidate", candidate_source)):
+        loaded = load_table(source, store_uri=store_uri)
+        records[side], rows[side] = _source_record(loaded), loaded.rows
+        columns[side] = dict(zip(loaded.table.column_names, loaded.table.columns))
+        del loaded  # the only other reference to the table: its columns now live in `columns` alone
+    pair = _encode(columns.pop("reference"), columns.pop("candidate"), rows["reference"], rows["candidate"],
+                   target=target, order=order, kinds=kinds)
+    for side, record in records.items():
+        pair.inputs[side] = {**record, **pair.inputs[side]}
     return pair
 
 
@@ -124,44 +133,47 @@ def encode_pair(reference: pa.Table, candidate: pa.Table, *, target: str | None 
     Mismatched columns are a result (`schema`), never an error; a `target` or `order` column that is
     missing, empty or unreadable on either side raises `ConfigError` naming it.
     """
-    overrides = _checked_overrides(kinds or {}, reference, candidate)
+    return _encode(dict(zip(reference.column_names, reference.columns)),
+                   dict(zip(candidate.column_names, candidate.columns)), reference.num_rows, candidate.num_rows,
+                   target=target, order=order, kinds=kinds)
+
+
+def _encode(reference: dict[str, pa.ChunkedArray], candidate: dict[str, pa.ChunkedArray], reference_rows: int,
+            candidate_rows: int, *, target: str | None, order: str | None,
+            kinds: dict[str, str] | None) -> EncodedPair:
+    """`encode_pair` of two tables' columns by name, consuming them: each is dropped from its dict once
+    encoded, so when these dicts hold the only references its memory is freed before the next column."""
+    reference_names, candidate_names = list(reference), list(candidate)
+    overrides = _checked_overrides(kinds or {}, reference_names, candidate_names)
     kept = {name for name in (target, order) if name is not None}
-    references = {name: _Column(reference[name]) for name in reference.column_names}
-    candidates = {name: _Column(candidate[name]) for name in candidate.column_names}
     excluded: dict[str, list[str]] = {reason: [] for reason in EXCLUSION_REASONS}
     chosen: dict[str, ColumnKind] = {}
     retyped: dict[str, dict[str, str]] = {}
-    for name in sorted(references):
-        column = references[name]
-        kind = overrides.get(name) or column.kind
-        if name not in overrides and column.discrete_numbers and name in candidates and candidates[name].off_grid:
-            kind = "numeric"
-        if column.family == "other":
-            reason = "unsupported"
-        else:
-            reason = None if name in overrides or name in kept else column.left_out(name, kind)
-        if reason is not None:
-            excluded[reason].append(name)
-        elif name in candidates:
-            if name in overrides or candidates[name].fits(kind):
-                chosen[name] = kind
-            else:
-                retyped[name] = {"reference": kind, "candidate": candidates[name].kind or "unsupported"}
+    levels: dict[str, tuple[str, ...]] = {}
+    values: dict[str, dict[str, np.ndarray]] = {"reference": {}, "candidate": {}}
+    unparsed: dict[str, dict[str, int]] = {}
+    for name in sorted(reference_names):
+        verdict, outcome = _encode_column(name, reference.pop(name), candidate.pop(name, None), overrides, kept)
+        if verdict == "excluded":
+            excluded[outcome].append(name)
+        elif verdict == "retyped":
+            retyped[name] = outcome
+        elif verdict == "chosen":
+            chosen[name] = outcome.kind
+            if outcome.levels is not None:
+                levels[name] = outcome.levels
+            for side in values:
+                values[side][name] = outcome.values[side]
+                if outcome.unparsed[side]:
+                    unparsed.setdefault(name, {"reference": 0, "candidate": 0})[side] = outcome.unparsed[side]
+        pa.default_memory_pool().release_unused()  # hand the freed column back, for the frames' next arrays
     for role, name in (("target", target), ("order", order)):
         if name is not None:
-            _check_role(role, name, chosen, references, candidates, retyped)
-    schema = SchemaComparison(tuple(sorted(chosen)), tuple(sorted(set(references) - set(candidates))),
-                              tuple(sorted(set(candidates) - set(references))), retyped)
-    levels = {name: _levels(kind, references[name], candidates[name]) for name, kind in chosen.items()
-              if kind in DISCRETE_KINDS}
-    frames, unparsed = {}, {}
-    for side, columns in (("reference", references), ("candidate", candidates)):
-        values = {}
-        for name, kind in chosen.items():
-            values[name], bad = columns[name].encode(kind, levels.get(name), references[name].reads_as_numbers)
-            if bad:
-                unparsed.setdefault(name, {"reference": 0, "candidate": 0})[side] = bad
-        frames[side] = QualityFrame(dict(chosen), values, dict(levels), target, order)
+            _check_role(role, name, chosen, reference_names, candidate_names, retyped)
+    shared = set(candidate_names)
+    schema = SchemaComparison(tuple(sorted(chosen)), tuple(sorted(set(reference_names) - shared)),
+                              tuple(sorted(shared - set(reference_names))), retyped)
+    frames = {side: QualityFrame(dict(chosen), values[side], dict(levels), target, order) for side in values}
     inputs = {
         "kinds": {name: chosen[name] for name in sorted(chosen)},
         "overridden": sorted(overrides),
@@ -169,10 +181,47 @@ def encode_pair(reference: pa.Table, candidate: pa.Table, *, target: str | None 
         "target": target,
         "order": order,
         "unparsed": {name: unparsed[name] for name in sorted(unparsed)},
-        "reference": {"rows": reference.num_rows, "sha256": fingerprint(frames["reference"])},
-        "candidate": {"rows": candidate.num_rows, "sha256": fingerprint(frames["candidate"])},
+        "reference": {"rows": reference_rows, "sha256": fingerprint(frames["reference"])},
+        "candidate": {"rows": candidate_rows, "sha256": fingerprint(frames["candidate"])},
     }
     return EncodedPair(frames["reference"], frames["candidate"], schema, excluded, inputs)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One column chosen for the statistics: its kind, shared levels, and both sides' values and unread counts."""
+
+    kind: ColumnKind
+    levels: tuple[str, ...] | None
+    values: dict[str, np.ndarray]
+    unparsed: dict[str, int]
+
+
+def _encode_column(name: str, reference: pa.ChunkedArray, candidate: pa.ChunkedArray | None,
+                   overrides: dict[str, ColumnKind], kept: set[str]) -> tuple[str, Any]:
+    """One reference column and the candidate's of that name (None: the candidate lacks it) read once, as
+    ("chosen", `_Encoded`), ("excluded", reason), ("retyped", each side's kind) or ("missing", None) when
+    only the reference has it. Its parses and copies are freed on return."""
+    column = _Column(reference)
+    other = _Column(candidate) if candidate is not None else None
+    kind = overrides.get(name) or column.kind
+    if name not in overrides and column.discrete_numbers and other is not None and other.off_grid:
+        kind = "numeric"
+    if column.family == "other":
+        reason = "unsupported"
+    else:
+        reason = None if name in overrides or name in kept else column.left_out(name, kind)
+    if reason is not None:
+        return "excluded", reason
+    if other is None:
+        return "missing", None
+    if not (name in overrides or other.fits(kind)):
+        return "retyped", {"reference": kind, "candidate": other.kind or "unsupported"}
+    levels = _levels(kind, column, other) if kind in DISCRETE_KINDS else None
+    values, unparsed = {}, {}
+    for side, read in (("reference", column), ("candidate", other)):
+        values[side], unparsed[side] = read.encode(kind, levels, column.reads_as_numbers)
+    return "chosen", _Encoded(kind, levels, values, unparsed)
 
 
 def infer_kind(column: pa.ChunkedArray | pa.Array) -> ColumnKind | None:
@@ -190,8 +239,8 @@ def fingerprint(frame: QualityFrame) -> str:
         values = frame.values[name]
         if values.dtype.kind == "f":
             values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
-        digest.update(name.encode() + b"\0" + np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<"))
-                      .tobytes())
+        digest.update(name.encode() + b"\0")
+        digest.update(memoryview(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))).cast("B"))
     return digest.hexdigest()
 
 
@@ -486,7 +535,8 @@ def _family(kind: pa.DataType) -> str:
 
 
 def _float64(array: pa.Array) -> np.ndarray:
-    return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    """float64 per row, NaN for nulls (read-only when it is a view of Arrow's buffer: every use only reads)."""
+    return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _seconds(array: pa.Array) -> np.ndarray:
@@ -499,8 +549,15 @@ def _seconds(array: pa.Array) -> np.ndarray:
 
 
 def _whole(values: np.ndarray) -> bool:
-    """Whether finite values are all whole numbers that float64 holds exactly."""
-    return bool(np.all((values == np.round(values)) & (np.abs(values) < 2.0**53)))
+    """Whether finite values are all whole numbers that float64 holds exactly (a measured column usually
+    fails in its first values, so those are tried first: same answer, without rounding a million values)."""
+    def whole(part: np.ndarray) -> bool:
+        return bool(np.all((part == np.round(part)) & (np.abs(part) < 2.0**53)))
+
+    return whole(values[:_WHOLE_PROBE]) and whole(values[_WHOLE_PROBE:])
+
+
+_WHOLE_PROBE = 1000
 
 
 def _id_named(name: str) -> bool:
@@ -510,8 +567,9 @@ def _id_named(name: str) -> bool:
 # --- the pair -----------------------------------------------------------------------------------
 
 
-def _checked_overrides(kinds: dict[str, str], reference: pa.Table, candidate: pa.Table) -> dict[str, ColumnKind]:
-    known = set(reference.column_names) | set(candidate.column_names)
+def _checked_overrides(kinds: dict[str, str], reference_names: list[str],
+                       candidate_names: list[str]) -> dict[str, ColumnKind]:
+    known = set(reference_names) | set(candidate_names)
     for name, kind in sorted(kinds.items()):
         if kind not in KINDS:
             raise ConfigError(f"kinds: '{kind}' for column '{name}' is not a column kind; expected one of {KINDS}")
@@ -520,10 +578,10 @@ def _checked_overrides(kinds: dict[str, str], reference: pa.Table, candidate: pa
     return {name: kinds[name] for name in sorted(kinds)}
 
 
-def _check_role(role: str, name: str, chosen: dict[str, ColumnKind], references: dict[str, _Column],
-                candidates: dict[str, _Column], retyped: dict[str, dict[str, str]]) -> None:
+def _check_role(role: str, name: str, chosen: dict[str, ColumnKind], reference_names: list[str],
+                candidate_names: list[str], retyped: dict[str, dict[str, str]]) -> None:
     """A declared target or order column must be readable the same way on both sides."""
-    for side, columns in (("reference", references), ("candidate", candidates)):
+    for side, columns in (("reference", reference_names), ("candidate", candidate_names)):
         if name not in columns:
             raise ConfigError(f"{role}: column '{name}' is not in the {side} "
                               f"(its columns: {', '.join(sorted(columns))})")

@@ -245,3 +245,50 @@ def test_fingerprints_are_deterministic_and_follow_the_values(tmp_path: Path, mo
     nudged = type(first.candidate)(first.candidate.kinds, {**first.candidate.values, "x": changed},
                                    first.candidate.levels)
     assert fingerprint(nudged) != fingerprint(first.candidate)
+
+
+def _wide_files(folder: Path) -> None:
+    """A wide planted pair as Parquet in several row groups; the candidate lacks `heavy` and adds `extra`."""
+    from dmas.quality import planted
+
+    reference = planted.wide_table(3000, 0)
+    candidate = planted.variance_shrink(reference, 0.9, 1, candidate=planted.wide_table(3000, 1))
+    candidate = candidate.drop(columns=["heavy"]).assign(extra=np.arange(3000) % 7)
+    reference.to_parquet(folder / "reference.parquet", index=False, row_group_size=700)
+    candidate.to_parquet(folder / "candidate.parquet", index=False, row_group_size=700)
+
+
+def test_load_pair_encodes_what_encode_pair_encodes(tmp_path: Path) -> None:
+    from dmas.quality.tables import load_table
+
+    _wide_files(tmp_path)
+    paths = str(tmp_path / "candidate.parquet"), str(tmp_path / "reference.parquet")
+    loaded = load_pair(*paths, target="target", order="t", kinds={"visits": "numeric"})
+    tables = load_table(paths[1]).table, load_table(paths[0]).table
+    encoded = encode_pair(*tables, target="target", order="t", kinds={"visits": "numeric"})
+    assert loaded.schema == encoded.schema and loaded.excluded == encoded.excluded
+    assert loaded.schema.missing == ("heavy",) and loaded.schema.extra == ("extra",)
+    for side in ("reference", "candidate"):
+        assert {k: v for k, v in loaded.inputs[side].items() if k in ("rows", "sha256")} == encoded.inputs[side]
+    assert {k: v for k, v in loaded.inputs.items() if k not in ("reference", "candidate")} == \
+        {k: v for k, v in encoded.inputs.items() if k not in ("reference", "candidate")}
+    assert loaded.reference.levels == encoded.reference.levels and loaded.reference.kinds == encoded.reference.kinds
+
+
+def test_load_pair_frees_each_column_of_the_tables_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Arrow memory of the tables read falls as their columns are encoded and never grows by a second
+    copy of them. (It falls in steps: a reader's pandas chunk keeps its float columns in one shared block.)"""
+    from dmas.quality import columns
+
+    _wide_files(tmp_path)
+    held, read = [], columns._Column.__init__
+
+    def counting(self, column):
+        held.append(pa.total_allocated_bytes())
+        read(self, column)
+
+    monkeypatch.setattr(columns._Column, "__init__", counting)
+    load_pair(str(tmp_path / "candidate.parquet"), str(tmp_path / "reference.parquet"), target="target", order="t")
+    assert len(held) == 2 * 21 + 1  # both sides of every shared column, and `heavy` of the reference
+    assert max(held) < 1.1 * held[0]
+    assert held[-1] < 0.7 * held[0]
