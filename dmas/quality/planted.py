@@ -299,3 +299,38 @@ def _copula_sample(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
         else:
             out[name] = levels[np.quantile(values, drawn[:, j], method="inverted_cdf").astype(np.int64)]
     return out
+
+
+WIDE_REGIONS = tuple(f"r{k}" for k in range(1, 9))
+WIDE_CHANNELS = ("web", "store", "phone", "partner")
+WIDE_CHANNEL_SHARES = (0.55, 0.3, 0.1, 0.05)
+WIDE_SKUS = tuple(f"sku{k:03d}" for k in range(1, 201))
+WIDE_SKU_SHARES = 1.0 / np.arange(1, 201) ** 1.1 / np.sum(1.0 / np.arange(1, 201) ** 1.1)
+WIDE_SIGNUP_START = pd.Timestamp("2020-01-01", tz="UTC")
+WIDE_SIGNUP_DAYS = 4 * 365
+WIDE_COLUMNS = (*COLUMNS, "score", "x4", "ratio", "uniform", "heavy", "region", "channel", "sku", "visits",
+                "active", "signup")
+
+
+def wide_table(n: int, seed: int) -> pd.DataFrame:
+    """`reference_table(n, seed)` and eleven more columns of mixed kinds: 20 value columns besides `t` and
+    `target` (the benchmark's wide case). Added: a correlated numeric (`score`, of x1 and amount), a normal
+    correlated with x3 (`x4`), gamma, uniform and Student-t (df 3, heavy tails) numerics, three text
+    categoricals (8 even regions, 4 skewed channels, 200 Zipf SKUs), a Poisson count (levels), a boolean,
+    and a datetime (`signup`, UTC, 2020-2023). The first eleven columns are `reference_table`'s exactly."""
+    frame = reference_table(n, seed)
+    rng = np.random.default_rng([seed, 13])
+    x1, x3, log_amount = frame["x1"].to_numpy(), frame["x3"].to_numpy(), np.log(frame["amount"].to_numpy())
+    frame["score"] = 0.5 * (x1 - 10.0) + 0.8 * (log_amount - 3.0) + rng.normal(0.0, 1.0, n)
+    frame["x4"] = 0.1 * x3 + rng.normal(0.0, 0.7, n)
+    frame["ratio"] = rng.gamma(2.0, 1.5, n)
+    frame["uniform"] = rng.random(n)
+    frame["heavy"] = rng.standard_t(3.0, n)
+    frame["region"] = np.array(WIDE_REGIONS)[rng.integers(0, len(WIDE_REGIONS), n)]
+    frame["channel"] = np.array(WIDE_CHANNELS)[rng.choice(len(WIDE_CHANNELS), size=n, p=WIDE_CHANNEL_SHARES)]
+    frame["sku"] = np.array(WIDE_SKUS)[rng.choice(len(WIDE_SKUS), size=n, p=WIDE_SKU_SHARES)]
+    frame["visits"] = rng.poisson(2.0, n).astype(np.int64)
+    frame["active"] = rng.random(n) < 0.6
+    seconds = rng.integers(0, WIDE_SIGNUP_DAYS * 86400, n)
+    frame["signup"] = WIDE_SIGNUP_START + pd.to_timedelta(seconds, unit="s")
+    return frame

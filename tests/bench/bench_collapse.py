@@ -13,7 +13,12 @@ plain read of both files (pyarrow), the floor any check pays.
 `detection`: at the goal severity of each planted ladder, the share of seeds whose report attributes
 the corruption to the right dimension and column, and the share of clean resamples flagged (the
 false-positive rate), all against one reference and one null cache.
-`big`: the timing case at 1,000,000 rows with the planted table widened to 20 columns.
+`big` (benchmark c): 1,000,000 rows of `planted.wide_table` (20 value columns of every kind, plus `t`
+and `target`) and a candidate of it with x1's variance at 0.9, as Parquet files in a temporary folder
+(removed after). Each step runs in a fresh process: one plain read of both files
+(`pyarrow.parquet.read_table`, the floor), then `collapse_report` (the CLI's function) cold and warm;
+for each, seconds and peak RSS (getrusage; per step of the check from /proc samples every 50 ms), the
+ratios to the read, and which dimensions read every row and which a seeded sample (and its size).
 `sdmetrics`: the check against SDMetrics' QualityReport (column shapes and column pair trends) on
 the same files in the same run: the planted table (10 columns and the time column `t`) as reference,
 and two candidates drawn with one seed: a clean resample and that resample with one planted collapse
@@ -42,28 +47,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def _widened(frame, columns: int):
-    """The planted table with extra columns (noisy copies of its numerics) until it has `columns`."""
-    rng = np.random.default_rng(7)
-    numeric = ["x1", "x2", "x3", "amount", "bimodal", "wait"]
-    for k in range(columns - len(frame.columns)):
-        base = numeric[k % len(numeric)]
-        frame[f"extra_{k:02d}"] = frame[base].to_numpy() + rng.normal(0, frame[base].std() * 0.5, len(frame))
-    return frame
-
-
-def timing(rows: int, columns: int | None) -> dict:
+def timing(rows: int) -> dict:
     from dmas.quality import planted
     from dmas.quality.collapse import collapse_report
     from dmas.quality.config import CollapseCheckConfig
@@ -72,8 +68,6 @@ def timing(rows: int, columns: int | None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="dmas-bench-collapse-"))
     reference = planted.reference_table(rows, 0)
     candidate = planted.variance_shrink(reference, 0.9, 1)
-    if columns:
-        reference, candidate = _widened(reference, columns), _widened(candidate, columns)
     reference.to_parquet(folder / "reference.parquet", index=False)
     candidate.to_parquet(folder / "candidate.parquet", index=False)
     started = time.perf_counter()
@@ -127,6 +121,159 @@ def detection(rows: int, seeds: int, clean: int) -> dict:
     return {"bench": "collapse_detection", "rows": rows, "seeds": seeds, "ladders": found,
             "clean": {"resamples": clean, "collapse_rate": false_collapse, "drift_rate": false_drift,
                       "flagged_by": [list(c) for c in culprits]}}
+
+
+BIG_CANDIDATE_SEED = 1
+
+
+def big(rows: int, profile: Path | None) -> dict:
+    """Benchmark (c): the check at `rows` x 20 value columns against one plain read of both files, each
+    step in a fresh process (so its peak RSS is its own), the files in a temporary folder removed after."""
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from dmas.quality import planted
+    from dmas.quality.config import CollapseCheckConfig
+    from dmas.quality.report import JSON_NAME
+
+    folder = Path(tempfile.mkdtemp(prefix="dmas-bench-collapse-big-"))
+    try:
+        started = time.perf_counter()
+        reference = planted.wide_table(rows, 0)
+        candidate = planted.variance_shrink(reference, 0.9, BIG_CANDIDATE_SEED,
+                                            candidate=planted.wide_table(rows, BIG_CANDIDATE_SEED))
+        paths = {"reference": folder / "reference.parquet", "candidate": folder / "candidate.parquet"}
+        reference.to_parquet(paths["reference"], index=False)
+        candidate.to_parquet(paths["candidate"], index=False)
+        value_columns = [name for name in reference.columns if name not in ("t", "target")]
+        del reference, candidate
+        generate_s = time.perf_counter() - started
+        spawn = get_context("spawn")
+
+        def fresh(function, *args):  # one new interpreter per step: peak RSS and imports are that step's alone
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                return pool.submit(function, *args).result()
+
+        read = fresh(_big_read, [str(paths["reference"]), str(paths["candidate"])])
+        runs = {run: fresh(_big_check, str(paths["candidate"]), str(paths["reference"]), str(folder / "nulls"),
+                           str(folder / run), str(profile) if profile and run == "cold" else None)
+                for run in ("cold", "warm")}
+        same = (folder / "cold" / JSON_NAME).read_bytes() == (folder / "warm" / JSON_NAME).read_bytes()
+        file_mib = {name: round(path.stat().st_size / 2**20, 1) for name, path in paths.items()}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    kinds = runs["cold"].pop("kinds")
+    frame_mib = 2 * rows * sum(8 if kind in ("numeric", "datetime") else 4 for kind in kinds.values()) / 2**20
+    max_rows = CollapseCheckConfig().max_rows
+    return {"bench": "collapse_big", "rows": rows, "columns": len(kinds), "value_columns": len(value_columns),
+            "kinds": {kind: sum(k == kind for k in kinds.values()) for kind in sorted(set(kinds.values()))},
+            "generate_s": round(generate_s, 1), "file_mib": file_mib, "plain_read": read, **runs,
+            "ratio_cold_to_read": round(runs["cold"]["seconds"] / read["seconds"], 1),
+            "ratio_warm_to_read": round(runs["warm"]["seconds"] / read["seconds"], 1),
+            "quality_frames_mib": round(frame_mib, 1),
+            "ratio_peak_rss_cold_to_read": round(runs["cold"]["peak_rss_mib"] / read["peak_rss_mib"], 2),
+            "identical_report_bytes": same, "max_rows": max_rows, "rows_used": _rows_used(rows, max_rows),
+            "profiled": profile is not None}
+
+
+def _rows_used(rows: int, max_rows: int) -> dict:
+    """Which dimensions read every row and which a seeded sample, and how many rows that sample has."""
+    from dmas.quality import generalization, memorization, probe
+
+    every = f"all {rows} rows per side (null draws: 30 at the candidate's {rows} rows)"
+    fitted = min(probe.PROBE_ROWS, max_rows)
+    return {"distribution_fidelity": every, "correlation_preservation": every, "entropy_stability": every,
+            "spectral_coherence": every, "statistical_consistency": every,
+            "gradient_health": f"sample: {fitted} training rows per side, {probe.HOLDOUT_ROWS} held-out reference rows",
+            "loss_landscape": f"sample: {fitted} training rows per side, {probe.HOLDOUT_ROWS} held-out reference rows",
+            "generalization_gap": f"sample: {min(generalization.ROWS, max_rows)} rows per side",
+            "memorization": f"exact copies: all rows; near copies: sample of {memorization.QUERY_ROWS} queries per "
+                            f"side against {memorization.BASE_ROWS} reference rows; precision/recall/coverage: "
+                            f"{memorization.PRC_ROWS} rows per set"}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class _RssTrace:
+    """This process's resident memory sampled every 50 ms while the `with` block runs, to find each step's peak."""
+
+    def __enter__(self) -> _RssTrace:
+        import threading
+
+        self.samples, self._done, self.started = [], threading.Event(), time.perf_counter()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            self.samples.append((time.perf_counter() - self.started, _rss_mib()))
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def peak(self, start: float, end: float) -> float | None:
+        inside = [rss for at, rss in self.samples if start <= at <= end]
+        return round(max(inside), 1) if inside else None
+
+
+def _big_read(paths: list[str]) -> dict:
+    """The floor: one plain pyarrow read of both files (in a fresh process: seconds and peak RSS)."""
+    before = _rss_mib()
+    started = time.perf_counter()
+    tables = [pq.read_table(path) for path in paths]
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 3), "arrow_mib": round(sum(t.nbytes for t in tables) / 2**20, 1),
+            "rss_before_mib": round(before, 1), "peak_rss_mib": round(_peak_rss_mib(), 1)}
+
+
+def _big_check(candidate: str, reference: str, cache: str, out: str, profile: str | None) -> dict:
+    """One `collapse_report` as the CLI runs it, in a fresh process: seconds, steps, peak RSS (whole and per step)."""
+    import cProfile
+    import pstats
+
+    import matplotlib.pyplot  # noqa: F401  (imports out of the timing, as in the read's process)
+
+    from dmas.quality import registry, report_html  # noqa: F401
+    from dmas.quality.collapse import collapse_report
+    from dmas.quality.config import CollapseCheckConfig
+
+    before = _rss_mib()
+    profiler = cProfile.Profile() if profile else None
+    with _RssTrace() as trace:
+        if profiler:
+            profiler.enable()
+        started = time.perf_counter()
+        outcome = collapse_report(candidate, reference, target="target", order="t",
+                                  config=CollapseCheckConfig(cache_dir=cache), out_dir=out)
+        seconds = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+    if profiler:
+        profiler.dump_stats(profile)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    steps = dict(outcome.timings)
+    steps["write_reports_s"] = round(seconds - steps["load_s"] - steps["total_s"], 3)
+    load, calibrate = steps["load_s"], steps["calibration_s"]
+    check_end = load + steps["total_s"]
+    peaks = {"load": trace.peak(0.0, load), "calibration": trace.peak(load, load + calibrate),
+             "dimensions": trace.peak(load + calibrate, check_end), "write_reports": trace.peak(check_end, seconds)}
+    report = outcome.report
+    return {"seconds": round(seconds, 2), "steps": steps, "rss_before_mib": round(before, 1),
+            "peak_rss_mib": round(_peak_rss_mib(), 1), "peak_rss_by_step_mib": peaks,
+            "collapse_detected": report["collapse_detected"], "drift_detected": report["drift_detected"],
+            "flags": sorted({f"{flag['dimension']}:{','.join(flag['columns'])}" for flag in report["flags"]}),
+            "kinds": report["inputs"]["kinds"]}
 
 
 SDMETRICS_RECIPE = "see the `sdmetrics` mode in this file's docstring for the one-line environment recipe"
@@ -265,13 +412,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--clean", type=int, default=100)
+    parser.add_argument("--profile", type=Path, help="big: write the cold check's cProfile stats to this file "
+                        "(and its top functions to stderr); the profiled run is timed too, so leave it off for figures")
     parser.add_argument("--collapse", default="variance_shrink", help="sdmetrics: the planted ladder of the "
                         "collapsed candidate, at its goal severity")
     args = parser.parse_args()
     if args.mode == "timing":
-        result = timing(args.rows or 20_000, None)
+        result = timing(args.rows or 20_000)
     elif args.mode == "big":
-        result = timing(args.rows or 1_000_000, 20)
+        result = big(args.rows or 1_000_000, args.profile)
     elif args.mode == "sdmetrics":
         result = sdmetrics_comparison(args.rows or 100_000, args.collapse)
     else:
