@@ -1,8 +1,7 @@
 """Batch scoring (`dmas score`): a run's outputs for many entities, on Ray Data, in one commit of `scores`.
 
-The pinned tables are read once, by a Ray task that runs while the actors start, and shared with
-every worker (a Ray Data actor) through the object store (Arrow buffers, no copy per worker); each
-worker indexes them by entity, so a batch costs its own rows, not a scan of the tables. Rows go through the same encoder and fixed-shape
+Every worker (a Ray Data actor) reads the pinned tables once and indexes them by entity, so a batch
+costs its own rows, not a scan of the tables. Rows go through the same encoder and fixed-shape
 forward passes as live scoring, so a row's bytes equal `Scorer(store).score(...)`'s for the entity at
 the same versions, whatever the workers, the batch size or the order batches finish in. Rows are
 sorted by entity_id and hold no wall-clock time: scoring again at the same versions changes nothing.
@@ -73,11 +72,6 @@ class _SortedIndex:
         return self.order[starts].astype(np.int64)
 
 
-def read_tables(store_uri: str, versions: dict[str, int], feature_version: str) -> dict[str, pa.Table]:
-    """The tables a batch scores from, at `versions` (no `as_of`: a batch scores the versions' present)."""
-    return read_pinned(Store(store_uri), dict(sorted(versions.items())), feature_version, None)
-
-
 class PinnedTables:
     """The tables at pinned versions, read once, and each batch's rows cut from them by index.
 
@@ -85,10 +79,11 @@ class PinnedTables:
     about the ids, their interactions' other ends and their blobs' features, in the tables' order.
     """
 
-    def __init__(self, tables: dict[str, pa.Table], versions: dict[str, int]):
+    def __init__(self, store: Store, versions: dict[str, int], feature_version: str):
         self.versions = dict(sorted(versions.items()))
-        self.tables = tables
-        self.reference_us = reference_time(tables, None)
+        self.tables = read_pinned(store, self.versions, feature_version, None)
+        self.reference_us = reference_time(self.tables, None)
+        tables = self.tables
         self._index = {
             "entities": _SortedIndex(tables["entities"]["entity_id"]),
             "events": _SortedIndex(tables["events"]["entity_id"]),
@@ -98,13 +93,8 @@ class PinnedTables:
             "features": _SortedIndex(tables["features"]["sha256"]),
         }
 
-    @classmethod
-    def read(cls, store: Store, versions: dict[str, int], feature_version: str) -> PinnedTables:
-        return cls(read_tables(store.uri, versions, feature_version), versions)
-
     def entity_ids(self) -> list[str]:
         return self.tables["entities"]["entity_id"].to_pylist()
-
 
     def rows(self, entity_ids: list[str]) -> tuple[EntityRows, list[str]]:
         ids = np.asarray(entity_ids, dtype=object)
@@ -130,15 +120,10 @@ def _objects(column: pa.ChunkedArray) -> np.ndarray:
 
 
 class ScoreBatch:
-    """One worker: loads the run and the pinned tables once; each call scores a batch of entity ids.
-
-    `shared_tables` is `[ObjectRef]` of the tables `read_tables` returns, read once for all workers
-    (in a list, so Ray hands over the reference and the worker fetches it); without it, the worker
-    reads them itself.
-    """
+    """One worker: loads the run and the pinned tables once; each call scores a batch of entity ids."""
 
     def __init__(self, store_uri: str, run_id: str, versions: dict[str, int], torch_threads: int | None = None,
-                 explain: bool = False, shared_tables: list | None = None):
+                 explain: bool = False):
         from dmas.scoring.scorer import ScoringRun
 
         if torch_threads:
@@ -147,12 +132,7 @@ class ScoreBatch:
             torch.set_num_threads(torch_threads)
         store = Store(store_uri)
         self.run = ScoringRun.load(store, run_id)
-        if shared_tables:
-            import ray
-
-            self.tables = PinnedTables(ray.get(shared_tables[0]), versions)
-        else:
-            self.tables = PinnedTables.read(store, versions, self.run.feature_version)
+        self.tables = PinnedTables(store, versions, self.run.feature_version)
         self.versions = versions_key(self.tables.versions)
         self.explain = explain
 
@@ -290,7 +270,6 @@ def _with_ray_data(store_uri: str, run_id: str, versions: dict[str, int], ids: p
     import ray
 
     from dmas.runtime import ensure_ray
-    from dmas.scoring.scorer import run_feature_version
 
     ensure_ray(settings)
     context = ray.data.DataContext.get_current()
@@ -304,13 +283,10 @@ def _with_ray_data(store_uri: str, run_id: str, versions: dict[str, int], ids: p
     # blocks of whole batches, several per worker so a slow one does not hold the end back
     per_block = max(batch_size, -(-ids.num_rows // (workers * 4 * batch_size)) * batch_size)
     blocks = [ids.slice(start, per_block) for start in range(0, ids.num_rows, per_block)]
-    # no CPU asked: the read overlaps the actors' start-up instead of waiting for a free CPU
-    tables = ray.remote(read_tables).options(num_cpus=0).remote(store_uri, versions,
-                                                                 run_feature_version(Store(store_uri), run_id))
     scored = ray.data.from_arrow(blocks).map_batches(
         ScoreBatch, batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=1,
         fn_constructor_kwargs={"store_uri": store_uri, "run_id": run_id, "versions": versions, "torch_threads": 1,
-                               "explain": explain, "shared_tables": [tables]})
+                               "explain": explain})
     return list(scored.iter_batches(batch_size=None, batch_format="pyarrow"))
 
 

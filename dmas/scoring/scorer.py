@@ -70,15 +70,11 @@ class ScoringRun:
             raise IntegrityError(f"run {run_id}: model.safetensors has sha256 {actual}, but model_sha256.txt "
                                  f"records {expected}; refusing to load modified weights")
         config = json.loads(registry.read_file(run_id, "config.json"))
+        manifest = json.loads(registry.read_file(run_id, "data_manifest.json"))
         model = FullModel(ModelConfig.model_validate(config["model_config"]))
         model.load_state_dict(load_torch(weights))
         model.eval()
-        return cls(run_id, model, config, InputEncoding.of_run(config), run_feature_version(store, run_id), actual)
-
-
-def run_feature_version(store: Store, run_id: str) -> str:
-    """The media feature version a run was trained on (its data manifest's): the one scoring reads."""
-    return json.loads(RunRegistry(store).read_file(run_id, "data_manifest.json"))["feature_version"]
+        return cls(run_id, model, config, InputEncoding.of_run(config), manifest["feature_version"], actual)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def test_pinned_tables_cut_the_same_rows_as_the_whole_tables(trained):
 
     store = trained["store"]
     run = ScoringRun.load(store, trained["run_id"])
-    pinned = PinnedTables.read(store, store.snapshot(), run.feature_version)
+    pinned = PinnedTables(store, store.snapshot(), run.feature_version)
     ids = pinned.entity_ids()
     for chosen in (ids[:1], ids[3:10], ids[::5], ids):
         cut, _ = pinned.rows(chosen)
