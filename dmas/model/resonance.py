@@ -57,7 +57,22 @@ class HierarchicalFFT(nn.Module):
         return fft_conv(torch.where(mask.unsqueeze(-1), x, 0.0), self.kernel(), self.n_fft)
 
 
-class MultiHeadFrequencyLayer(nn.Module):
+class _SpectralHeads(nn.Module):
+    """What the per-head spectral layers share: channels split into heads, the zero-padded FFT length,
+    the causal switch and the value projection (created first, so parameters initialise in one order)."""
+
+    def __init__(self, d_model: int, seq_len: int, n_heads: int, causal: bool):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.seq_len = seq_len
+        self.n_fft = 2 * seq_len
+        self.causal = causal
+        self.value = nn.Linear(d_model, d_model, bias=False)
+
+
+class MultiHeadFrequencyLayer(_SpectralHeads):
     """Project, split the channels into heads, filter each head by its own learned complex filter, project.
 
     The filter is a complex gain per frequency (GFNet's global filter), shared by the head's channels,
@@ -67,14 +82,7 @@ class MultiHeadFrequencyLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, seq_len: int, n_heads: int, causal: bool = False):
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
-        self.n_heads = n_heads
-        self.seq_len = seq_len
-        self.n_fft = 2 * seq_len
-        self.causal = causal
-        self.value = nn.Linear(d_model, d_model, bias=False)
+        super().__init__(d_model, seq_len, n_heads, causal)
         self.filter = nn.Parameter(torch.randn(seq_len + 1, n_heads, 2) * 0.02)  # (real, imag) per frequency, head
         self.proj = nn.Linear(d_model, d_model, bias=False)
 
@@ -92,7 +100,7 @@ class MultiHeadFrequencyLayer(nn.Module):
         return self.proj(h.reshape(batch, length, width))
 
 
-class AdvancedSpectralGating(nn.Module):
+class AdvancedSpectralGating(_SpectralHeads):
     """Gains on the spectrum that depend on the input, then a sigmoid gate per position and channel.
 
     Frequency f of head h passes with gain sigmoid(sharpness[h] * log(1 + power) + bias[f, h]), where
@@ -106,14 +114,7 @@ class AdvancedSpectralGating(nn.Module):
     """
 
     def __init__(self, d_model: int, seq_len: int, n_heads: int, causal: bool = False):
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
-        self.n_heads = n_heads
-        self.seq_len = seq_len
-        self.n_fft = 2 * seq_len
-        self.causal = causal
-        self.value = nn.Linear(d_model, d_model, bias=False)
+        super().__init__(d_model, seq_len, n_heads, causal)
         self.bias = nn.Parameter(torch.full((seq_len + 1, n_heads), 2.0))  # gains start open (0.88), flat
         if not causal:  # 0: gains start independent of the input
             self.sharpness = nn.Parameter(torch.zeros(n_heads))
