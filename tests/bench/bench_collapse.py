@@ -17,8 +17,10 @@ false-positive rate), all against one reference and one null cache.
 and `target`) and a candidate of it with x1's variance at 0.9, as Parquet files in a temporary folder
 (removed after). Each step runs in a fresh process: one plain read of both files
 (`pyarrow.parquet.read_table`, the floor), then `collapse_report` (the CLI's function) cold and warm;
-for each, seconds and peak RSS (getrusage; per step of the check from /proc samples every 50 ms), the
-ratios to the read, and which dimensions read every row and which a seeded sample (and its size).
+for each, seconds and peak RSS (getrusage; per step of the check from /proc samples every 50 ms), and
+the peak of the summed RSS of the process and every process it started (the null draws' loky workers;
+shared library pages count once per process, so an upper bound), the ratios to the read, and which
+dimensions read every row and which a seeded sample (and its size).
 `sdmetrics`: the check against SDMetrics' QualityReport (column shapes and column pair trends) on
 the same files in the same run: the planted table (10 columns and the time column `t`) as reference,
 and two candidates drawn with one seed: a clean resample and that resample with one planted collapse
@@ -173,6 +175,8 @@ def big(rows: int, profile: Path | None) -> dict:
             "ratio_warm_to_read": round(runs["warm"]["seconds"] / read["seconds"], 1),
             "quality_frames_mib": round(frame_mib, 1),
             "ratio_peak_rss_cold_to_read": round(runs["cold"]["peak_rss_mib"] / read["peak_rss_mib"], 2),
+            "ratio_peak_rss_with_workers_cold_to_read":
+                round(runs["cold"]["peak_rss_with_workers_mib"] / read["peak_rss_mib"], 2),
             "identical_report_bytes": same, "max_rows": max_rows, "rows_used": _rows_used(rows, max_rows),
             "profiled": profile is not None}
 
@@ -193,9 +197,31 @@ def _rows_used(rows: int, max_rows: int) -> dict:
                             f"{memorization.PRC_ROWS} rows per set"}
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
+def _rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _tree_rss_mib() -> float:
+    """RSS of this process plus every process descended from it (the null draws' loky workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # exited while scanned
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])  # after "(comm)": state, ppid
+            children.setdefault(parent, []).append(int(entry.name))
+    total, pending = _rss_mib(), list(children.get(os.getpid(), []))
+    while pending:
+        pid = pending.pop()
+        try:
+            total += _rss_mib(pid)
+        except OSError:
+            continue
+        pending.extend(children.get(pid, []))
+    return total
 
 
 def _peak_rss_mib() -> float:
@@ -203,7 +229,8 @@ def _peak_rss_mib() -> float:
 
 
 class _RssTrace:
-    """This process's resident memory sampled every 50 ms while the `with` block runs, to find each step's peak."""
+    """Resident memory sampled every 50 ms while the `with` block runs, to find each step's peak: this
+    process's, and with its descendants' (the null draws' worker processes) added."""
 
     def __enter__(self) -> _RssTrace:
         import threading
@@ -215,14 +242,14 @@ class _RssTrace:
 
     def _sample(self) -> None:
         while not self._done.wait(0.05):
-            self.samples.append((time.perf_counter() - self.started, _rss_mib()))
+            self.samples.append((time.perf_counter() - self.started, _rss_mib(), _tree_rss_mib()))
 
     def __exit__(self, *exc_info) -> None:
         self._done.set()
         self._thread.join()
 
-    def peak(self, start: float, end: float) -> float | None:
-        inside = [rss for at, rss in self.samples if start <= at <= end]
+    def peak(self, start: float, end: float, with_workers: bool = False) -> float | None:
+        inside = [tree if with_workers else rss for at, rss, tree in self.samples if start <= at <= end]
         return round(max(inside), 1) if inside else None
 
 
@@ -266,11 +293,15 @@ def _big_check(candidate: str, reference: str, cache: str, out: str, profile: st
     steps["write_reports_s"] = round(seconds - steps["load_s"] - steps["total_s"], 3)
     load, calibrate = steps["load_s"], steps["calibration_s"]
     check_end = load + steps["total_s"]
-    peaks = {"load": trace.peak(0.0, load), "calibration": trace.peak(load, load + calibrate),
-             "dimensions": trace.peak(load + calibrate, check_end), "write_reports": trace.peak(check_end, seconds)}
+    spans = {"load": (0.0, load), "calibration": (load, load + calibrate),
+             "dimensions": (load + calibrate, check_end), "write_reports": (check_end, seconds)}
     report = outcome.report
     return {"seconds": round(seconds, 2), "steps": steps, "rss_before_mib": round(before, 1),
-            "peak_rss_mib": round(_peak_rss_mib(), 1), "peak_rss_by_step_mib": peaks,
+            "peak_rss_mib": round(_peak_rss_mib(), 1),
+            "peak_rss_with_workers_mib": max(_peak_rss_mib(), trace.peak(0.0, seconds, with_workers=True) or 0.0),
+            "peak_rss_by_step_mib": {step: trace.peak(*span) for step, span in spans.items()},
+            "peak_rss_with_workers_by_step_mib": {step: trace.peak(*span, with_workers=True)
+                                                  for step, span in spans.items()},
             "collapse_detected": report["collapse_detected"], "drift_detected": report["drift_detected"],
             "flags": sorted({f"{flag['dimension']}:{','.join(flag['columns'])}" for flag in report["flags"]}),
             "kinds": report["inputs"]["kinds"]}
