@@ -179,7 +179,8 @@ def main() -> None:
         free = deterministic.model_copy(update={"deterministic": False})
         _, free_s = timed(lambda: fit_locally(tensors, free))
         torch.set_num_threads(os.cpu_count() or 1)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024**2)
+        if not ray.is_initialized():  # at 10k entities the data setup has already started a local Ray
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024**2)
         through_ray, ray_s = timed(lambda: fit(store.uri, manifest, deterministic,
                                                RunRegistry(store).folder(".ray_train"), "bench"))
         ray.shutdown()
