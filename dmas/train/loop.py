@@ -31,8 +31,19 @@ def model_config_for(tensors: EntityTensors, config: TrainConfig) -> ModelConfig
     )
 
 
-def to_torch(rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in rows.items()}
+class TorchRows:
+    """The tensors' arrays as torch tensors, made once (sharing memory), from which batches are gathered.
+
+    Gathering a batch is one `index_select` per key instead of NumPy fancy indexing plus a tensor
+    per key per batch; the gathered values, and so the trained bytes, are the same.
+    """
+
+    def __init__(self, tensors: EntityTensors):
+        self.arrays = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in tensors.arrays.items()}
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inputs and targets of `rows` (int64 indices), stacked in that order."""
+        return {key: value.index_select(0, rows) for key, value in self.arrays.items()}
 
 
 def epoch_order(train_rows: np.ndarray, seed: int, epoch: int, rank: int, world_size: int) -> np.ndarray:
@@ -56,13 +67,14 @@ def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, w
     optimizer = torch.optim.AdamW(trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     weights = config.loss_weights
     train_rows, validation_rows = tensors.indices("train"), tensors.indices("validation")
+    data = TorchRows(tensors)
     log = []
     for epoch in range(config.epochs):
         trained.train()
-        order = epoch_order(train_rows, config.seed, epoch, rank, world_size)
+        order = torch.from_numpy(epoch_order(train_rows, config.seed, epoch, rank, world_size))
         total, batches = 0.0, 0
         for start in range(0, len(order), config.batch_size):
-            batch = to_torch(tensors.rows(order[start:start + config.batch_size]))
+            batch = data.batch(order[start:start + config.batch_size])
             loss, parts = multitask_loss(trained(batch), batch, weights)
             if not parts:  # no labelled entity in this batch: nothing to learn from it
                 continue
@@ -71,22 +83,24 @@ def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, w
             optimizer.step()
             total, batches = total + float(loss.detach()), batches + 1
         entry = {"epoch": epoch, "train_loss": total / max(batches, 1),
-                 "validation_loss": validation_loss(model, tensors, validation_rows, weights, config.batch_size)}
+                 "validation_loss": validation_loss(model, data, validation_rows, weights, config.batch_size)}
         log.append(entry)
         report(entry)
     return model, log
 
 
-@torch.no_grad()
-def validation_loss(model: FullModel, tensors: EntityTensors, rows: np.ndarray, weights: LossWeights,
+@torch.inference_mode()
+def validation_loss(model: FullModel, data: TorchRows, rows: np.ndarray, weights: LossWeights,
                     batch_size: int) -> float | None:
+    """Mean multi-task loss over `rows` (weighted by batch size), in eval mode, with no autograd bookkeeping."""
     if len(rows) == 0:
         return None
     model.eval()
     total = 0.0
+    order = torch.from_numpy(rows)
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        batch = to_torch(tensors.rows(chunk))
+        chunk = order[start:start + batch_size]
+        batch = data.batch(chunk)
         loss, parts = multitask_loss(model(batch), batch, weights)
         total += float(loss) * len(chunk) if parts else 0.0
     return total / len(rows)

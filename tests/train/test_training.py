@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from dmas.config import load_settings
 from dmas.errors import ConfigError, StoreError
@@ -15,7 +16,7 @@ from dmas.store.runs import RUN_FILES, RunRegistry
 from dmas.train.baselines import baseline_predictions
 from dmas.train.config import TrainConfig, run_id_for
 from dmas.train.lineage import run_lineage
-from dmas.train.loop import predict
+from dmas.train.loop import TorchRows, predict
 from dmas.train.metrics import evaluate
 from dmas.train.reproduce import reproduce
 from dmas.train.runner import fit, fit_locally, load_model, pin_data, train_run
@@ -64,6 +65,17 @@ def test_same_config_gives_the_same_weights_with_or_without_ray_train(local_ray,
     assert [entry["epoch"] for entry in through_ray.training_log] == [0, 1, 2]
     other_seed = fit_locally(_tensors(store, settings, TrainConfig(epochs=3, seed=1)), TrainConfig(epochs=3, seed=1))
     assert other_seed.weights != first.weights
+
+
+def test_gathered_batches_hold_the_rows_asked_for_in_that_order(store, settings):
+    config = TrainConfig(epochs=1)
+    tensors = _tensors(store, settings, config)
+    rows = np.random.default_rng(0).permutation(len(tensors.entity_ids))[:37]
+    batch = TorchRows(tensors).batch(torch.from_numpy(rows))
+    assert set(batch) == set(tensors.arrays)
+    for key, value in tensors.rows(rows).items():
+        assert batch[key].numpy().dtype == value.dtype
+        np.testing.assert_array_equal(batch[key].numpy(), value)
 
 
 def test_gpu_request_without_gpus_fails_instead_of_hanging(local_ray, store, settings):
