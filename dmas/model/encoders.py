@@ -19,6 +19,7 @@ from dmas.model.resonance import ResonanceBlock
 from dmas.model.spectral import SpectralMixer
 
 N_FREQUENCIES = 8  # sinusoids per time input in TimeEncoding
+_MASKED = -1e9  # attention bias of a padded key: exp() of it is exactly 0 in float32
 
 
 class AttrEncoder(nn.Module):
@@ -71,13 +72,12 @@ class SelfAttentionBlock(nn.Module):
         batch, length, width = x.shape
         heads = self.qkv(x).split(width, dim=2)
         q, k, v = (h.view(batch, length, self.n_heads, width // self.n_heads).transpose(1, 2) for h in heads)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [B, H, L, L]
-        # the most negative finite float: padded keys get weight exactly 0, and an entity with no events
-        # gets uniform (finite) weights instead of NaN; its output is discarded by the pooling
-        scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        weights = self.dropout(scores.softmax(dim=-1))
-        out = (weights @ v).transpose(1, 2).reshape(batch, length, width)  # [B, L, d_model]
-        return self.proj(out)
+        # one fused kernel (no [B, H, L, L] scores kept for backward); a large negative bias gives padded
+        # keys weight exactly 0, and an entity with no events finite weights (its output is discarded)
+        bias = torch.where(mask, 0.0, _MASKED).to(x.dtype)[:, None, None, :]  # [B, 1, 1, L]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                             dropout_p=self.dropout.p if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, width))  # [B, L, d_model]
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.dropout(self.attention(self.ln_1(x), mask))

@@ -78,6 +78,12 @@ def test_gathered_batches_hold_the_rows_asked_for_in_that_order(store, settings)
         np.testing.assert_array_equal(batch[key].numpy(), value)
 
 
+def test_training_with_dropout_is_reproducible(store, settings):
+    config = TrainConfig(epochs=1, model=ModelArchitecture(dropout=0.2))
+    tensors = _tensors(store, settings, config)
+    assert fit_locally(tensors, config).weights == fit_locally(tensors, config).weights
+
+
 def test_gpu_request_without_gpus_fails_instead_of_hanging(local_ray, store, settings):
     config = TrainConfig(epochs=1, use_gpu=True)
     with pytest.raises(ConfigError, match="use_gpu=true needs 1 GPU"):
