@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_score(commands)
     _add_collapse_check(commands)
+    _add_cascade(commands)
     _add_serve(commands)
     _add_store(commands)
     _add_forget(commands)
@@ -347,6 +348,42 @@ def _run_collapse_check(args, settings: Settings) -> dict:
               f"{report['overall_score']}, {len(report['flags'])} flag(s); report: {outcome.html_path}",
               file=sys.stderr, flush=True)
     return Finished(outcome.summary(), 1 if args.fail_on_collapse and report["collapse_detected"] else 0)
+
+
+def _add_cascade(commands) -> None:
+    sub = _command(commands, "cascade", "train tiers of small spectral proxy models (Ray Train), fit a scaling law and "
+                   "predict the full model's validation loss with an interval; flags unhealthy training dynamics",
+                   _run_cascade)
+    sub.add_argument("--cascade-config", help="cascade YAML (default: configs/cascade.yaml)")
+    sub.add_argument("--profile", help="a profile of the cascade YAML, e.g. gpu (4 GPUs, bf16)")
+    sub.add_argument("--data", help="sequence data: a table file with one document per row (default: the embedded "
+                     "synthetic corpus)")
+    sub.add_argument("--column", help="the documents' column (default: text)")
+    sub.add_argument("--encoding", choices=("bytes", "token_ids"), help="text as UTF-8 bytes, or lists of token ids")
+    sub.add_argument("--validation", help="a separate held-out file (same column)")
+    sub.add_argument("--train-full", action="store_true", help="also train the full model and report the "
+                     "prediction against it")
+    sub.add_argument("--executor", choices=("ray_train", "in_process"), help="where runs train (default ray_train)")
+    sub.add_argument("--workers", type=int, help="concurrent runs (default: what the cluster holds)")
+    sub.add_argument("--progress-interval", type=float, help="seconds between progress lines (default 10)")
+    sub.add_argument("--out", default=".", help="folder for cascade_report.json and cascade_timings.json")
+
+
+def _run_cascade(args, settings: Settings) -> dict:
+    from dmas.cascade.config import load_cascade_config
+    from dmas.cascade.queue import progress_line
+    from dmas.cascade.run import run_cascade, summary, write_outcome
+
+    data = {key: value for key, value in (("path", args.data), ("column", args.column), ("encoding", args.encoding),
+                                          ("validation_path", args.validation)) if value is not None}
+    execution = {key: value for key, value in (("executor", args.executor), ("workers", args.workers))
+                 if value is not None}
+    overrides = {"data": data, "execution": execution, **({"full": {"train": True}} if args.train_full else {}),
+                 **({"progress_interval_s": args.progress_interval} if args.progress_interval else {})}
+    config = load_cascade_config(args.cascade_config, profile=args.profile, overrides=overrides)
+    say = (lambda _: None) if args.quiet else (lambda event: print(progress_line(event), file=sys.stderr, flush=True))
+    outcome = run_cascade(config, on_progress=say, ray_settings=settings.ray)
+    return {**summary(outcome), "report": str(write_outcome(outcome, args.out))}
 
 
 def _add_serve(commands) -> None:

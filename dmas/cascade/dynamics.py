@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from dmas.numbers import rounded
 from dmas.errors import DmasError
+from dmas.numbers import rounded
 
 TAIL_SHARE = 0.25  # the "final" part of a curve: its last quarter (at least MIN_TAIL records)
 MIN_TAIL = 3
