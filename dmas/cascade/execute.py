@@ -63,18 +63,17 @@ def _in_process(plan: list[dict], config: CascadeConfig, windows: TokenWindows,
     queue = RunQueue(plan)
     last = [time.monotonic()]
 
-    def tick() -> None:
-        if time.monotonic() - last[0] >= config.progress_interval_s:
-            last[0] = time.monotonic()
-            on_progress(queue.snapshot())
-
     with torch_state_restored():  # the caller keeps its torch threads
         while (claimed := queue.claim(0)) is not None:
             spec = ProxySpec(**claimed)
-            result = train_proxy(spec, config, windows,
-                                 on_step=lambda step, steps, loss, name=spec.name: (queue.update(name, step, loss),
-                                                                                     tick()))
-            queue.finish(spec.name, result.to_dict())
+
+            def tell(step: int, steps: int, loss: float, name: str = spec.name) -> None:
+                queue.update(name, step, loss)
+                if time.monotonic() - last[0] >= config.progress_interval_s:
+                    last[0] = time.monotonic()
+                    on_progress(queue.snapshot())
+
+            queue.finish(spec.name, train_proxy(spec, config, windows, on_step=tell).to_dict())
     on_progress(queue.snapshot())
     return {name: ProxyResult.from_dict(value) for name, value in queue.results.items()}, \
         {"executor": "in_process", "workers": 1}
