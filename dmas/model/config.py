@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Modality = Literal["attributes", "events", "graph", "artifacts"]
 MODALITIES: tuple[Modality, ...] = ("attributes", "events", "graph", "artifacts")
@@ -31,6 +40,8 @@ class ModelArchitecture(BaseModel):
     event_encoder: EventEncoder = Field(
         "attention", description="token mixer of the event encoder: self-attention, or an O(L log L) one: a "
         "global FFT filter (spectral), a Resonance block (resonance), a Temporal Eigenstate block (eigenstate)")
+    event_layers: int = Field(1, ge=1, description="mixing blocks of the event encoder, one after another "
+                              "(the depth the cascade's tiers vary)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout in the event encoder and after fusion")
     disabled: frozenset[Modality] = Field(
         frozenset(), description="modalities replaced by zeros (ablation); their encoders are not built")
@@ -38,6 +49,15 @@ class ModelArchitecture(BaseModel):
     @field_serializer("disabled")
     def _sorted_disabled(self, disabled: frozenset[str]) -> list[str]:
         return sorted(disabled)
+
+    @model_serializer(mode="wrap")
+    def _one_event_layer_unsaid(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # one block is how every model was built before the field existed: its JSON (hashed into
+        # run_ids) stays as it was, and reads back to 1
+        data = handler(self)
+        if data.get("event_layers") == 1:
+            del data["event_layers"]
+        return data
 
     @model_validator(mode="after")
     def _check_widths(self) -> ModelArchitecture:

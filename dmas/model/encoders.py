@@ -113,25 +113,20 @@ class EventSequenceEncoder(nn.Module):
     Each event becomes a token: type embedding + value projection + time encoding (which is a linear
     map of their concatenation). One mixing block relates the events to each other: self-attention,
     or for long histories an O(L log L) one (the spectral mixer, a Resonance block, or a Temporal
-    Eigenstate block, which reads the history in order); masked attention pooling then summarises them.
+    Eigenstate block, which reads the history in order), or `n_layers` of them one after another;
+    masked attention pooling then summarises them.
     """
 
     def __init__(self, n_event_types: int, d_model: int, n_heads: int, max_events: int,
-                 mixer: EventEncoder = "attention", dropout: float = 0.0):
+                 mixer: EventEncoder = "attention", dropout: float = 0.0, n_layers: int = 1):
         super().__init__()
         self.event_type = nn.Embedding(n_event_types + 1, d_model, padding_idx=0)
         self.value = nn.Linear(1, d_model)
         self.time = TimeEncoding(d_model)
-        if mixer == "attention":
-            self.block = SelfAttentionBlock(d_model, n_heads, dropout)
-        elif mixer == "spectral":
-            self.block = SpectralMixer(d_model, max_events, dropout)
-        elif mixer == "resonance":
-            self.block = ResonanceBlock(d_model, max_events, n_heads, dropout=dropout)
-        elif mixer == "eigenstate":
-            self.block = EigenstateBlock(d_model, max_events, dropout=dropout)
-        else:
-            raise ValueError(f"mixer must be one of {EventEncoder.__args__}, got {mixer!r}")
+        self.block = _mixing_block(mixer, d_model, n_heads, max_events, dropout)
+        # blocks after the first (none by default, so a one-block encoder's weights are as before)
+        self.more_blocks = nn.ModuleList(_mixing_block(mixer, d_model, n_heads, max_events, dropout)
+                                         for _ in range(n_layers - 1))
         self.ln_f = nn.LayerNorm(d_model)
         self.pool = MaskedAttentionPool(d_model)
 
@@ -143,8 +138,23 @@ class EventSequenceEncoder(nn.Module):
                   + self.value(value.unsqueeze(-1))
                   + self.time(torch.stack([dt_prev, age], dim=-1)))  # [B, L, d_model]
         tokens = torch.where(mask.unsqueeze(-1), tokens, 0.0)
-        hidden = self.ln_f(self.block(tokens, mask))
-        return self.pool(hidden, mask)
+        hidden = self.block(tokens, mask)
+        for block in self.more_blocks:
+            hidden = block(hidden, mask)
+        return self.pool(self.ln_f(hidden), mask)
+
+
+def _mixing_block(mixer: EventEncoder, d_model: int, n_heads: int, max_events: int, dropout: float) -> nn.Module:
+    """One block relating an entity's events to each other: [B, L, d_model] and mask -> [B, L, d_model]."""
+    if mixer == "attention":
+        return SelfAttentionBlock(d_model, n_heads, dropout)
+    if mixer == "spectral":
+        return SpectralMixer(d_model, max_events, dropout)
+    if mixer == "resonance":
+        return ResonanceBlock(d_model, max_events, n_heads, dropout=dropout)
+    if mixer == "eigenstate":
+        return EigenstateBlock(d_model, max_events, dropout=dropout)
+    raise ValueError(f"mixer must be one of {EventEncoder.__args__}, got {mixer!r}")
 
 
 class GraphEncoder(nn.Module):

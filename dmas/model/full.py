@@ -66,7 +66,7 @@ class FullModel(nn.Module):
         if "events" in enabled:
             self.encoders["events"] = EventSequenceEncoder(
                 config.n_event_types, config.d_event, config.n_heads, config.max_events,
-                config.event_encoder, config.dropout)
+                config.event_encoder, config.dropout, config.event_layers)
         if "graph" in enabled:
             self.encoders["graph"] = GraphEncoder(config.n_attributes, config.n_interaction_types, config.d_graph)
         if "artifacts" in enabled:

@@ -149,3 +149,19 @@ def test_learns_attributes_plus_mean_event_value(small_config, make_batch, mixer
         optimizer.step()
     # attributes alone would leave the variance of the event mean unexplained
     assert parts["regression"].item() < 0.1 * mean_value.var().item()
+
+
+def test_a_deeper_event_encoder_stacks_blocks_and_still_ignores_padding(small_config, make_batch, scramble_padding,
+                                                                        mixer):
+    shallow, deep = small_config(event_encoder=mixer), small_config(event_encoder=mixer, event_layers=3)
+    assert len(model_for(shallow).encoders["events"].more_blocks) == 0
+    model = model_for(deep)
+    assert len(model.encoders["events"].more_blocks) == 2
+    block = sum(p.numel() for p in model.encoders["events"].block.parameters())
+    assert (sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in model_for(shallow).parameters())
+            == 2 * block)
+    batch = make_batch(deep, COUNTS)
+    for clean, garbage in zip(model(batch), model(scramble_padding(batch, deep))):
+        torch.testing.assert_close(clean, garbage, rtol=0, atol=0)
+    assert ModelConfig.model_validate_json(deep.model_dump_json()).event_layers == 3
+    assert "event_layers" not in shallow.model_dump_json()  # one block serialises as before (run_ids unchanged)
