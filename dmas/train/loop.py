@@ -55,11 +55,15 @@ def epoch_order(train_rows: np.ndarray, seed: int, epoch: int, rank: int, world_
 
 def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, world_size: int = 1,
                 wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model,
-                report: Callable[[dict], None] = lambda _: None) -> tuple[FullModel, list[dict]]:
+                report: Callable[[dict], None] = lambda _: None,
+                after_backward: Callable[[FullModel, torch.Tensor], None] | None = None,
+                ) -> tuple[FullModel, list[dict]]:
     """Train a FullModel on the training split; returns the (unwrapped) model and one log entry per epoch.
 
     `wrap` lets Ray Train put the model under DistributedDataParallel; `report` receives each
-    epoch's metrics (Ray Train's reporting, or nothing).
+    epoch's metrics (Ray Train's reporting, or nothing); `after_backward(model, loss)` is called at
+    each optimiser step between the backward pass and the update, while the gradients are there to
+    read (the cascade records per-layer gradient norms); it must not change them.
     """
     seed_everything(config.seed, config.deterministic)
     model = FullModel(model_config_for(tensors, config))
@@ -80,6 +84,8 @@ def train_model(tensors: EntityTensors, config: TrainConfig, *, rank: int = 0, w
                 continue
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if after_backward is not None:
+                after_backward(model, loss.detach())
             optimizer.step()
             total, batches = total + float(loss.detach()), batches + 1
         entry = {"epoch": epoch, "train_loss": total / max(batches, 1),
