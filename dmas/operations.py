@@ -23,6 +23,8 @@ from dmas.train.config import TrainConfig
 from dmas.train.reproduce import reproduce
 from dmas.train.runner import train_run
 
+Progress = Callable[[dict], None]  # receives one JSON-able progress snapshot at a time
+
 
 def ingest_upload(store: Store, settings: Settings, params: dict) -> dict:
     """One uploaded table file into `params["kind"]`: the ingestion report, rows named as in the file."""
@@ -132,6 +134,20 @@ def collapse_check(store: Store, settings: Settings, params: dict) -> dict:
     return {**outcome.report, "timings": outcome.timings}
 
 
+def cascade(store: Store, settings: Settings, params: dict, progress: Progress) -> dict:
+    """A cascade (configs/cascade.yaml, `params["profile"]`, then `params["overrides"]`, whose data paths are
+    staged uploads, or the embedded corpus without any): its summary, report and timings. Each progress
+    snapshot goes to `progress` and to the Ray metrics tagged `params["cascade_id"]`."""
+    from dmas.cascade.config import load_cascade_config
+    from dmas.cascade.metrics import exported_progress
+    from dmas.cascade.run import run_cascade, summary
+
+    config = load_cascade_config(profile=params.get("profile"), overrides=params.get("overrides"))
+    outcome = run_cascade(config, on_progress=exported_progress(params["cascade_id"], progress),
+                          ray_settings=settings.ray)
+    return {**summary(outcome), "report": outcome.report, "timings": outcome.timings}
+
+
 def _counts(report: dict) -> dict:
     return {key: report[key] for key in ("total_rows", "success_rows", "failed_rows", "inserted_rows", "version")}
 
@@ -147,10 +163,19 @@ OPERATIONS: dict[str, Callable[[Store, Settings, dict], dict]] = {
     "reproduce": reproduce_run,
     "collapse_check": collapse_check,
 }
+# operations that report progress as they go, to a sink passed as their fourth argument
+PROGRESSING_OPERATIONS: dict[str, Callable[[Store, Settings, dict, Progress], dict]] = {
+    "cascade": cascade,
+}
+OPERATION_NAMES = (*OPERATIONS, *PROGRESSING_OPERATIONS)
 
 
-def run_operation(name: str, store: Store, settings: Settings, params: dict) -> dict:
-    """Run operation `name`; an unknown name is a StoreError (never a KeyError)."""
+def run_operation(name: str, store: Store, settings: Settings, params: dict, *,
+                  progress: Progress = lambda _: None) -> dict:
+    """Run operation `name`, telling `progress` how it goes where it can; an unknown name is a StoreError
+    (never a KeyError)."""
+    if name in PROGRESSING_OPERATIONS:
+        return PROGRESSING_OPERATIONS[name](store, settings, params, progress)
     if name not in OPERATIONS:
-        raise StoreError(f"unknown operation '{name}'; choose one of {', '.join(OPERATIONS)}")
+        raise StoreError(f"unknown operation '{name}'; choose one of {', '.join(OPERATION_NAMES)}")
     return OPERATIONS[name](store, settings, params)

@@ -5,6 +5,11 @@ state change, so any replica (or a restarted one) answers `GET /jobs/{id}` the s
 job reads were staged by the server under `uploads/<job_id>/` and are deleted when it ends; the
 report the client sees names them as the client sent them, never by their path on the server.
 
+A job that reports progress (the cascade) writes each report as one event file,
+`jobs/<job_id>.events/<seq>.json` (staged and renamed, so a reader never sees half an event, on any
+filesystem pyarrow reaches), and keeps the latest in its record's `progress`; `GET /jobs/{id}/events`
+streams them.
+
 An idempotency key names one job for good: `jobs/keys/<sha256>.json` is created once, by a hard
 link (atomic, and refused when the name exists, also on NFS), so replicas that race on the same key
 all answer with the job of the one that won.
@@ -13,6 +18,7 @@ all answer with the job of the one that won.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -20,6 +26,7 @@ import re
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +40,7 @@ from dmas.operations import run_operation
 from dmas.store import Store
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_EVENT_NAME = re.compile(r"^[0-9]{8}\.json$")
 UNFINISHED = ("queued", "running")
 # the original stack's task statuses, as its async routes and /health/queues named them
 ORIGINAL_STATUS = {"queued": "pending", "running": "running", "succeeded": "completed", "failed": "failed"}
@@ -52,6 +60,7 @@ class JobRecord:
     finished_at: str | None = None
     result: dict | None = None
     error: dict | None = None
+    progress: dict | None = None  # the latest progress event, for jobs that report progress
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status_url": f"/jobs/{self.job_id}"}
@@ -133,6 +142,27 @@ class JobBook:
                 counts.setdefault(record.operation, Counter())[record.status] += 1
         return counts
 
+    def append_event(self, job_id: str, seq: int, event: dict) -> None:
+        """Write progress event number `seq` (1, 2, ... from the job's one writer) and make it the record's
+        latest; a reader sees an event whole or not at all."""
+        self.location.makedirs("jobs", f"{job_id}.events")
+        self._write_json(self._event_path(job_id, seq), {"seq": seq, **event})
+        self.update(job_id, progress={"seq": seq, **event})
+
+    def events(self, job_id: str, after_seq: int = 0) -> list[dict]:
+        """The job's progress events after `after_seq`, in order ([] for a job that reported none)."""
+        self.get(job_id)  # unknown ids are NotFoundError, never a path
+        selector = pafs.FileSelector(self.location.path("jobs", f"{job_id}.events"), allow_not_found=True)
+        names = sorted(info.base_name for info in self.location.filesystem.get_file_info(selector)
+                       if info.type == pafs.FileType.File and _EVENT_NAME.match(info.base_name))
+        events = []
+        for name in names:
+            if int(name.removesuffix(".json")) > after_seq:
+                with self.location.filesystem.open_input_stream(self.location.path("jobs", f"{job_id}.events",
+                                                                                   name)) as stream:
+                    events.append(json.loads(stream.read()))
+        return events
+
     def staging_folder(self, job_id: str) -> Path:
         """A fresh local folder for this job's uploads (HTTP uploads need a store on a local filesystem)."""
         if not self.location.is_local:
@@ -145,11 +175,17 @@ class JobBook:
     def _path(self, job_id: str) -> str:
         return self.location.path("jobs", f"{job_id}.json")
 
+    def _event_path(self, job_id: str, seq: int) -> str:
+        return self.location.path("jobs", f"{job_id}.events", f"{seq:08d}.json")
+
     def _write(self, record: JobRecord) -> None:
-        final = self._path(record.job_id)
+        self._write_json(self._path(record.job_id), asdict(record))
+
+    def _write_json(self, final: str, body: dict) -> None:
+        """`body` at `final`, staged beside it and renamed: readers see the old file or the new, never half."""
         staged = f"{final}.{uuid.uuid4().hex}.tmp"
         with self.location.filesystem.open_output_stream(staged) as stream:
-            stream.write(json.dumps(asdict(record), sort_keys=True).encode())
+            stream.write(json.dumps(body, sort_keys=True).encode())
         self.location.filesystem.move(staged, final)
 
 
@@ -162,7 +198,8 @@ def run_job(book: JobBook, job_id: str, operation: str, params: dict, settings: 
     book.update(job_id, status="running", started_at=_now())
     staging = Path(book.location.path("uploads", job_id))
     try:
-        result = run_operation(operation, book.store, settings, params)
+        progress = _progress_writer(book, job_id, staging)
+        result = run_operation(operation, book.store, settings, params, progress=progress)
         outcome = {"status": "succeeded", "result": _client_view(result, staging)}
     except DmasError as exc:
         outcome = {"status": "failed", "error": _client_view(error_body(exc), staging)}
@@ -171,6 +208,16 @@ def run_job(book: JobBook, job_id: str, operation: str, params: dict, settings: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return book.update(job_id, finished_at=_now(), **outcome)
+
+
+def _progress_writer(book: JobBook, job_id: str, staging: Path) -> Callable[[dict], None]:
+    """The job's progress sink: each report becomes the job's next event (numbered from 1), in client terms."""
+    written = itertools.count(1)
+
+    def write(event: dict) -> None:
+        book.append_event(job_id, next(written), _client_view(event, staging))
+
+    return write
 
 
 def _client_view(value, staging: Path):

@@ -4,7 +4,7 @@
 from fastapi import APIRouter
 
 from dmas.api.jobs import ORIGINAL_STATUS
-from dmas.operations import OPERATIONS
+from dmas.operations import OPERATION_NAMES
 from serve.context import Viewer, current
 
 router = APIRouter(tags=["health"])
@@ -26,4 +26,4 @@ def queues(key: Viewer) -> dict:
     counts = current().jobs.status_counts()
     return {"status": "ok", "queues": {
         operation: {original: counts.get(operation, {}).get(status, 0) for status, original in ORIGINAL_STATUS.items()}
-        for operation in sorted(set(OPERATIONS) | set(counts))}}
+        for operation in sorted(set(OPERATION_NAMES) | set(counts))}}

@@ -5,12 +5,13 @@ The original async aliases (`/train/async`, ...) are in `serve.routes.tasks`, in
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from dmas.api.uploads import plain_name
 from dmas.vocabulary import ArtifactType
 from serve.context import Admin, current
+from serve.job_events import job_event_stream, resume_after
 from serve.job_launch import new_job, run_as_job, stage_uploads
 from serve.routes import tasks
 from serve.schemas import PreloadRequest, TrainBody, invalid, train_params
@@ -101,3 +102,16 @@ async def preload(request: Request, key: Admin, body: PreloadRequest | None = No
 def job(job_id: str, request: Request, key: Admin) -> dict:
     request.state.job_id = job_id
     return current().jobs.get(job_id).to_dict()
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "server-sent events: status, progress (with ids), end"}})
+async def job_events(job_id: str, request: Request, key: Admin,
+                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
+    """The job's progress as server-sent events until it ends (see serve/job_events.py); 404 for an unknown job."""
+    request.state.job_id = job_id
+    jobs = current().jobs
+    jobs.get(job_id)  # an unknown job is a 404 before the stream starts
+    return StreamingResponse(job_event_stream(jobs, job_id, resume_after(last_event_id), request.is_disconnected),
+                             media_type="text/event-stream", headers={"cache-control": "no-cache"})

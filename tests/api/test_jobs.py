@@ -115,3 +115,44 @@ def test_preload_refuses_reset_existing_on_a_store_with_entities_and_writes_noth
         operations.preload_demo(store, load_settings(store_uri=store.uri),
                                 {"reset_existing": True, "workdir": str(tmp_path / "demo")})
     assert store.snapshot() == before and not (tmp_path / "demo").exists()
+
+
+def _progressing(monkeypatch, body):
+    monkeypatch.setitem(operations.PROGRESSING_OPERATIONS, "steps",
+                        lambda store, settings, params, progress: body(params, progress))
+
+
+def test_progress_events_are_numbered_kept_in_order_and_the_latest_is_on_the_record(book, monkeypatch):
+    def three_steps(params, progress):
+        for step in range(1, 4):
+            progress({"step": step, "loss": float("nan") if step == 2 else 1.0 / step})
+        return {"steps": 3}
+
+    _progressing(monkeypatch, three_steps)
+    record = book.create("steps", request_id=None, key_id=None)
+    ended = run_job(book, record.job_id, "steps", {}, load_settings())
+    assert ended.status == "succeeded" and ended.result == {"steps": 3}
+    events = book.events(record.job_id)
+    assert [event["seq"] for event in events] == [1, 2, 3]
+    assert [event["step"] for event in events] == [1, 2, 3]
+    assert events[1]["loss"] is None, "a NaN loss must reach clients as null (JSON has no NaN)"
+    assert [event["seq"] for event in book.events(record.job_id, after_seq=2)] == [3]
+    assert ended.progress == events[-1]
+
+
+def test_a_job_that_reports_nothing_has_no_events_and_unknown_jobs_have_none_to_read(book, monkeypatch):
+    from dmas.errors import NotFoundError
+
+    _operation(monkeypatch, lambda params: {})
+    record = book.create("probe", request_id=None, key_id=None)
+    assert run_job(book, record.job_id, "probe", {}, load_settings()).progress is None
+    assert book.events(record.job_id) == []
+    with pytest.raises(NotFoundError):
+        book.events("0" * 32)
+
+
+def test_event_folders_do_not_count_as_jobs(book, monkeypatch):
+    _progressing(monkeypatch, lambda params, progress: progress({"step": 1}) or {})
+    record = book.create("steps", request_id=None, key_id=None)
+    run_job(book, record.job_id, "steps", {}, load_settings())
+    assert book.status_counts() == {"steps": {"succeeded": 1}}
