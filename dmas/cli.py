@@ -356,6 +356,9 @@ def _add_cascade(commands) -> None:
                    _run_cascade)
     sub.add_argument("--cascade-config", help="cascade YAML (default: configs/cascade.yaml)")
     sub.add_argument("--profile", help="a profile of the cascade YAML, e.g. gpu (4 GPUs, bf16)")
+    sub.add_argument("--data-kind", choices=("sequence", "entities"),
+                     help="sequence: next-token proxies on documents; entities: FullModel proxies on the store's "
+                     "entities and their targets (default: the YAML's data.kind; --store implies entities)")
     sub.add_argument("--data", help="sequence data: a table file with one document per row (default: the embedded "
                      "synthetic corpus)")
     sub.add_argument("--column", help="the documents' column (default: text)")
@@ -376,13 +379,23 @@ def _run_cascade(args, settings: Settings) -> dict:
 
     data = {key: value for key, value in (("path", args.data), ("column", args.column), ("encoding", args.encoding),
                                           ("validation_path", args.validation)) if value is not None}
+    kind = args.data_kind or ("entities" if args.store else None)
+    if kind == "entities":
+        if data:
+            flags = {"path": "--data", "column": "--column", "encoding": "--encoding",
+                     "validation_path": "--validation"}
+            raise ConfigError(f"dmas cascade: {', '.join(flags[key] for key in data)} name sequence data; the entity "
+                              "cascade reads the store's entities (--store)")
+        data = {"kind": "entities", **({"store": args.store} if args.store else {})}
+    elif kind == "sequence":
+        data["kind"] = "sequence"
     execution = {key: value for key, value in (("executor", args.executor), ("workers", args.workers))
                  if value is not None}
     overrides = {"data": data, "execution": execution, **({"full": {"train": True}} if args.train_full else {}),
                  **({"progress_interval_s": args.progress_interval} if args.progress_interval else {})}
     config = load_cascade_config(args.cascade_config, profile=args.profile, overrides=overrides)
     say = (lambda _: None) if args.quiet else (lambda event: print(progress_line(event), file=sys.stderr, flush=True))
-    outcome = run_cascade(config, on_progress=say, ray_settings=settings.ray)
+    outcome = run_cascade(config, on_progress=say, ray_settings=settings.ray, settings=settings)
     return {**summary(outcome), "report": str(write_outcome(outcome, args.out))}
 
 

@@ -274,7 +274,8 @@ def _gradients(run: str, gradient_norms: Mapping[str, Sequence[float]]) -> list[
         if ratio > LAYER_RATIO:
             exploding.append((_severity(math.log10(ratio / LAYER_RATIO)), {**evidence, "reason": "above other layers"}))
         elif ratio < 1.0 / LAYER_RATIO:
-            vanishing.append((_severity(math.log10(1.0 / (ratio * LAYER_RATIO))),
+            # a zero median (ratio 0) counts as 300 decades below
+            vanishing.append((_severity(math.log10(1.0 / max(ratio * LAYER_RATIO, 1e-300))),
                               {**evidence, "reason": "below other layers"}))
     flags = []
     for name, found in (("exploding_gradients", exploding), ("vanishing_gradients", vanishing)):

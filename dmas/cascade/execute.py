@@ -20,9 +20,9 @@ from collections.abc import Callable
 import torch
 
 from dmas.cascade.config import CascadeConfig
-from dmas.cascade.data import TokenWindows
 from dmas.cascade.gpus import gpu_utilisation
-from dmas.cascade.proxy import ProxyResult, ProxySpec, train_proxy
+from dmas.cascade.kinds import CascadeData
+from dmas.cascade.proxy import ProxyResult, ProxySpec
 from dmas.cascade.queue import RunQueue
 from dmas.errors import ConfigError, DmasError
 from dmas.runtime import RaySettings, ensure_ray
@@ -38,9 +38,10 @@ class CascadeRunError(DmasError):
 ProgressSink = Callable[[dict], None]
 
 
-def execute(plan: list[dict], config: CascadeConfig, windows: TokenWindows, on_progress: ProgressSink,
+def execute(plan: list[dict], config: CascadeConfig, data: CascadeData, on_progress: ProgressSink,
             ray_settings: RaySettings | None = None) -> tuple[dict[str, ProxyResult], dict]:
-    """Train every planned run; returns the results by run name and how the execution went."""
+    """Train every planned run on `data` (either kind); returns the results by run name and how the
+    execution went."""
     started = time.perf_counter()
 
     def report(snapshot: dict) -> None:
@@ -48,9 +49,9 @@ def execute(plan: list[dict], config: CascadeConfig, windows: TokenWindows, on_p
         on_progress({**snapshot, "gpus": gpus} if gpus else snapshot)
 
     if config.execution.executor == "in_process":
-        results, details = _in_process(plan, config, windows, report)
+        results, details = _in_process(plan, config, data, report)
     else:
-        results, details = _with_ray_train(plan, config, windows, report, ray_settings or RaySettings())
+        results, details = _with_ray_train(plan, config, data, report, ray_settings or RaySettings())
     wall = time.perf_counter() - started
     busy = sum(result.seconds for result in results.values())
     details.update(total_s=round(wall, 2), run_seconds=round(busy, 2),
@@ -58,7 +59,7 @@ def execute(plan: list[dict], config: CascadeConfig, windows: TokenWindows, on_p
     return results, details
 
 
-def _in_process(plan: list[dict], config: CascadeConfig, windows: TokenWindows,
+def _in_process(plan: list[dict], config: CascadeConfig, data: CascadeData,
                 on_progress: ProgressSink) -> tuple[dict[str, ProxyResult], dict]:
     queue = RunQueue(plan)
     last = [time.monotonic()]
@@ -73,7 +74,7 @@ def _in_process(plan: list[dict], config: CascadeConfig, windows: TokenWindows,
                     last[0] = time.monotonic()
                     on_progress(queue.snapshot())
 
-            queue.finish(spec.name, train_proxy(spec, config, windows, on_step=tell).to_dict())
+            queue.finish(spec.name, data.train(spec, config, on_step=tell).to_dict())
     on_progress(queue.snapshot())
     return {name: ProxyResult.from_dict(value) for name, value in queue.results.items()}, \
         {"executor": "in_process", "workers": 1}
@@ -94,7 +95,7 @@ def worker_count(config: CascadeConfig, runs: int, cluster: dict[str, float]) ->
     return max(1, min(execution.workers or fit, runs))
 
 
-def _with_ray_train(plan: list[dict], config: CascadeConfig, windows: TokenWindows, on_progress: ProgressSink,
+def _with_ray_train(plan: list[dict], config: CascadeConfig, data: CascadeData, on_progress: ProgressSink,
                     ray_settings: RaySettings) -> tuple[dict[str, ProxyResult], dict]:
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -107,7 +108,7 @@ def _with_ray_train(plan: list[dict], config: CascadeConfig, windows: TokenWindo
     with tempfile.TemporaryDirectory(prefix="dmas-cascade-") as storage:
         trainer = TorchTrainer(
             cascade_worker_loop,
-            train_loop_config={"config": config.model_dump_json(), "queue": queue, "windows": ray.put(windows)},
+            train_loop_config={"config": config.model_dump_json(), "queue": queue, "data": ray.put(data)},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=config.execution.use_gpu,
                                          resources_per_worker=resources),
             run_config=RunConfig(name=f"cascade-{uuid.uuid4().hex[:12]}", storage_path=storage,
@@ -144,7 +145,7 @@ def cascade_worker_loop(loop_config: dict) -> None:
     import ray.train.torch
 
     config = CascadeConfig.model_validate_json(loop_config["config"])
-    queue, windows = loop_config["queue"], ray.get(loop_config["windows"])
+    queue, data = loop_config["queue"], ray.get(loop_config["data"])
     rank = ray.train.get_context().get_world_rank()
     device = ray.train.torch.get_device() if config.execution.use_gpu else torch.device("cpu")
     while (claimed := ray.get(queue.claim.remote(rank))) is not None:
@@ -157,7 +158,7 @@ def cascade_worker_loop(loop_config: dict) -> None:
                 queue.update.remote(name, step, loss)
 
         try:
-            result = train_proxy(spec, config, windows, device=device, on_step=tell)
+            result = data.train(spec, config, device=device, on_step=tell)
         except Exception as exc:
             ray.get(queue.fail.remote(spec.name, f"{type(exc).__name__}: {exc}"))
             raise

@@ -134,7 +134,7 @@ def train_proxy(spec: ProxySpec, config: CascadeConfig, windows: TokenWindows, *
             step += 1
             if step % schedule.record_every == 0 or step == steps:
                 for name, parameters in groups.items():
-                    norms[name].append(_gradient_norm(parameters))
+                    norms[name].append(gradient_norm(parameters))
                 curve.append(float(torch.stack(pending).mean()))
                 pending.clear()
                 on_step(step, steps, curve[-1])
@@ -195,7 +195,8 @@ def _layer_groups(model: SequenceModel) -> dict[str, list[nn.Parameter]]:
     return groups
 
 
-def _gradient_norm(parameters: list[nn.Parameter]) -> float:
+def gradient_norm(parameters: list[nn.Parameter]) -> float:
+    """The L2 norm of these parameters' gradients together (0 when none has one)."""
     grads = [p.grad.detach().float() for p in parameters if p.grad is not None]
     if not grads:
         return 0.0

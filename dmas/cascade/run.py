@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dmas.cascade.config import CascadeConfig
-from dmas.cascade.data import TokenWindows, load_windows
+from dmas.cascade.data import TokenWindows
 from dmas.cascade.dynamics import assess_run, dynamics_report
 from dmas.cascade.execute import execute
-from dmas.cascade.proxy import ProxyResult, ProxySpec, parameter_count, steps_for, tokens_for
+from dmas.cascade.kinds import CascadeData, load_cascade_data
+from dmas.cascade.proxy import ProxyResult, ProxySpec
 from dmas.cascade.scaling import ProxyPoint, ScalingFitError, predict_full_size
+from dmas.config import Settings
 from dmas.numbers import rounded
 from dmas.runtime import RaySettings
 
@@ -51,38 +53,42 @@ def plan_runs(config: CascadeConfig) -> list[ProxySpec]:
     return specs
 
 
-def queue_plan(specs: list[ProxySpec], config: CascadeConfig, windows: TokenWindows) -> list[dict]:
+def queue_plan(specs: list[ProxySpec], config: CascadeConfig, data: CascadeData) -> list[dict]:
     """The queue's hand-out order: tiers in order, each tier's costliest runs first."""
     entries = []
     for spec in specs:
-        steps = steps_for(config, windows.train_rows(spec.fraction))
-        parameters = parameter_count(config, spec.shape, windows.vocab_size)
+        steps = data.steps(config, data.train_rows(spec.fraction))
+        parameters = data.parameters(config, spec.shape)
         entries.append({"name": spec.name, "spec": asdict(spec), "steps": steps, "parameters": parameters})
     tier_order = {name: index for index, name in enumerate(dict.fromkeys(spec.tier for spec in specs))}
     return sorted(entries, key=lambda e: (tier_order[e["spec"]["tier"]], -e["steps"] * e["parameters"], e["name"]))
 
 
 def run_cascade(config: CascadeConfig, *, on_progress: Callable[[dict], None] = lambda _: None,
-                ray_settings: RaySettings | None = None, windows: TokenWindows | None = None) -> CascadeOutcome:
-    """Train the cascade's runs and analyse them (see the module docstring)."""
-    windows = windows or load_windows(config.data, config.model.seq_len)
+                ray_settings: RaySettings | None = None, windows: TokenWindows | None = None,
+                settings: Settings | None = None) -> CascadeOutcome:
+    """Train the cascade's runs and analyse them (see the module docstring).
+
+    Sequence data is `windows` when given, else read from `config.data`; entity data is read from
+    `config.data.store`, else from the store of `settings` (default: the environment's settings).
+    """
+    data = load_cascade_data(config, settings=settings, windows=windows)
     specs = plan_runs(config)
-    results, execution = execute(queue_plan(specs, config, windows), config, windows, on_progress, ray_settings)
+    results, execution = execute(queue_plan(specs, config, data), config, data, on_progress, ray_settings)
     ordered = [results[spec.name] for spec in specs]
     proxies = [result for result in ordered if result.spec.tier != FULL_TIER]
-    full_rows = windows.train_rows(config.full.fraction)
+    full_rows = data.train_rows(config.full.fraction)
     full = {"d_model": config.full.size.d_model, "n_layers": config.full.size.n_layers,
             "fraction": config.full.fraction,
-            "parameters": parameter_count(config, config.full.size, windows.vocab_size),
-            "tokens_seen": tokens_for(config, full_rows)}
+            "parameters": data.parameters(config, config.full.size),
+            "tokens_seen": data.seen(config, full_rows)}
     prediction = _prediction(proxies, full["parameters"], full["tokens_seen"], config)
     dynamics = dynamics_report([assess_run(r.spec.name, r.loss_curve, r.gradient_norms) for r in proxies])
     truth = next((r for r in ordered if r.spec.tier == FULL_TIER), None)
     report = {
         "config_sha256": config.config_sha256(),
-        "data": windows.describe(),
-        "model": config.model.model_dump(mode="json"),
-        "schedule": config.schedule.model_dump(mode="json"),
+        "data": data.describe(),
+        **data.report_settings(config),  # "model" and "schedule"
         "runs": [_run_entry(result) for result in proxies],
         "tiers": [_tier_summary(tier.name, [r for r in proxies if r.spec.tier == tier.name]) for tier in config.tiers],
         "full": full,

@@ -105,6 +105,14 @@ def test_vanishing_gradients_are_flagged():
     assert names(assess_run("tiny", clean_loss(), tiny)) == {"vanishing_gradients"}
 
 
+def test_a_dead_layer_with_zero_gradients_is_vanishing_at_full_severity():
+    # a layer whose units all died (zero gradients at every record, as in a 4-wide FullModel's artifacts)
+    dead = {**clean_norms(), "artifacts": np.zeros(STEPS)}
+    run = assess_run("dead", clean_loss(), dead)
+    assert names(run) == {"vanishing_gradients"}
+    assert run.flags[0].severity == 1.0 and run.flags[0].evidence["layers"] == ["artifacts"]
+
+
 def test_a_curve_still_falling_at_the_end_has_not_converged():
     t = np.arange(STEPS)
     run = assess_run("early stop", 5.0 - 2.0 * t / STEPS, clean_norms())
