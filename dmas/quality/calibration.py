@@ -24,7 +24,8 @@ candidate's statistics against them:
   not Student-t: this spread is a model's, not estimated from the draws).
 - The draws are independent and each seeds its own generator, so they run on worker processes
   (`workers`, default every CPU the process may use; `null_departures`) and give the same bytes on any
-  number of them.
+  number of them. Workers of a reference of more than CHUNK_ROWS rows exit as soon as its draws are
+  done (each holds the reference's pages and its own sorts of them); smaller ones wait for the next check.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from dmas.quality.dimension import CheckContext, Dimension, Judged, Statistic, seed_word
-from dmas.quality.frame import QualityFrame
+from dmas.quality.frame import CHUNK_ROWS, QualityFrame
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ def null_departures(reference: QualityFrame, n: int, dimensions: list[Dimension]
         # several chunks per worker (so a slow one does not hold the end), each a mix of dimensions
         chunks = [tasks[start::workers * CHUNKS_PER_WORKER] for start in range(workers * CHUNKS_PER_WORKER)]
         chunks = [chunk for chunk in chunks if chunk]
-        with parallel_config(backend="loky", inner_max_num_threads=1):
+        # a big reference's workers hold it and their sorts of it: they exit as soon as the draws are done
+        idle_s = RELEASE_IDLE_S if reference.n_rows > CHUNK_ROWS else KEEP_IDLE_S
+        with parallel_config(backend="loky", inner_max_num_threads=1, idle_worker_timeout=idle_s):
             parts = Parallel(n_jobs=workers)(delayed(_draws_in_worker)(reference, n, dimensions, context, seed, chunk)
                                              for chunk in chunks)
         done = {task: values for chunk, part in zip(chunks, parts, strict=True)
@@ -215,6 +218,8 @@ def default_workers() -> int:
 
 PARALLEL_MIN_WORK = 5_000_000  # reference rows x candidate rows below which the draws run in this process
 CHUNKS_PER_WORKER = 3
+KEEP_IDLE_S = 300  # seconds an idle draw worker waits for the next check (joblib's default): small references
+RELEASE_IDLE_S = 1  # ...and for a reference of more than CHUNK_ROWS rows, whose copies would stay resident
 
 
 def _draws_in_worker(reference: QualityFrame, n: int, dimensions: list[Dimension], context: CheckContext,

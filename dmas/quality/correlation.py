@@ -22,12 +22,14 @@ compared with its own source would not.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from dmas.quality.dimension import CheckContext, Dimension, Statistic, rounded
-from dmas.quality.frame import QualityFrame
+from dmas.quality.frame import CHUNK_ROWS, QualityFrame, summed
 
 MIN_PAIR_ROWS = 3  # a correlation over fewer complete rows is undefined (NaN)
 MIN_SIGNAL_TO_NOISE = 10.0  # correlation of correlations needs the entries' variance this many times their
@@ -45,8 +47,8 @@ class CorrelationPreservation(Dimension):
     def statistics(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> list[Statistic]:
         names = _continuous(reference)
         found: list[Statistic] = []
-        pearson = (pearson_matrix(reference.matrix(names)), pearson_matrix(candidate.matrix(names)))
-        spearman = (spearman_matrix(reference.matrix(names)), spearman_matrix(candidate.matrix(names)))
+        pearson = (pearson_matrix(_blocks(reference, names)), pearson_matrix(_blocks(candidate, names)))
+        spearman = (spearman_matrix(_columns_of(reference, names)), spearman_matrix(_columns_of(candidate, names)))
         for kind, (before, after) in (("pearson", pearson), ("spearman", spearman)):
             found.extend(_pair_differences(f"{kind}_difference", names, before, after))
         if len(names) >= 2:
@@ -66,33 +68,38 @@ class CorrelationPreservation(Dimension):
     def describe(self, reference: QualityFrame, candidate: QualityFrame, context: CheckContext) -> dict[str, Any]:
         """The two Pearson matrices and their difference, for the report's heat map."""
         names = _continuous(reference)
-        before, after = pearson_matrix(reference.matrix(names)), pearson_matrix(candidate.matrix(names))
+        before, after = pearson_matrix(_blocks(reference, names)), pearson_matrix(_blocks(candidate, names))
         return {"columns": names, "reference": _rounded(before), "candidate": _rounded(after),
                 "difference": _rounded(after - before)}
 
 
-def pearson_matrix(values: np.ndarray) -> np.ndarray:
+def pearson_matrix(values: np.ndarray | Blocks) -> np.ndarray:
     """float64 [p, p] Pearson correlations of the columns of `values` [n, p], each pair over the rows
     where both are present; NaN where a pair has fewer than MIN_PAIR_ROWS rows or a constant column.
 
-    Sums are numpy reductions (einsum, no BLAS), so the result does not depend on the thread count.
+    `values` may also be a pass over blocks of rows (a callable that starts one, as `QualityFrame.row_blocks`):
+    means, counts and cross-products accumulate over the blocks, so memory is one block and [p, p]
+    matrices, and one block gives the bytes of the whole matrix. Sums are numpy reductions (einsum, no
+    BLAS), so the result does not depend on the thread count.
     """
-    present = ~np.isnan(values)
-    if present.all() and len(values) >= MIN_PAIR_ROWS:
-        centred = values - np.mean(values, axis=0)
-        cross = np.einsum("ni,nj->ij", centred, centred)
+    blocks = values if callable(values) else (lambda: [values])
+    rows, complete = 0, True
+    for block in blocks():
+        rows, complete = rows + len(block), complete and not np.isnan(block).any()
+    if complete and rows >= MIN_PAIR_ROWS:
+        mean = summed(np.sum(block, axis=0) for block in blocks()) / rows
+        cross = summed(np.einsum("ni,nj->ij", centred, centred) for centred in (block - mean for block in blocks()))
         with np.errstate(invalid="ignore", divide="ignore"):
             correlation = cross / np.sqrt(np.outer(cross.diagonal(), cross.diagonal()))
         correlation[~(np.outer(cross.diagonal(), cross.diagonal()) > 0)] = np.nan
         return np.clip(correlation, -1.0, 1.0)
-    weight = present.astype(np.float64)
-    count = np.einsum("ni,nj->ij", weight, weight)
+    count = summed(np.einsum("ni,nj->ij", weight, weight)
+                    for weight in ((~np.isnan(block)).astype(np.float64) for block in blocks()))
+    totals = summed(np.sum(np.where(np.isnan(block), 0.0, block), axis=0) for block in blocks())
     with np.errstate(invalid="ignore", divide="ignore"):
-        shift = np.sum(np.where(present, values, 0.0), axis=0) / np.maximum(count.diagonal(), 1.0)
-        centred = np.where(present, values - shift, 0.0)  # centred first, so the sums below cancel little
-        sums = np.einsum("ni,nj->ij", centred, weight)  # [i, j]: column i summed over rows where j is present
-        squares = np.einsum("ni,nj->ij", centred * centred, weight)
-        cross = np.einsum("ni,nj->ij", centred, centred)
+        shift = totals / np.maximum(count.diagonal(), 1.0)
+        sums, squares, cross = (summed(parts) for parts in zip(*(_centred_sums(block, shift) for block in blocks()),
+                                                                 strict=True)) if rows else (count, count, count)
         mean = sums / count
         covariance = cross / count - mean * mean.T
         variance = squares / count - mean * mean
@@ -101,13 +108,32 @@ def pearson_matrix(values: np.ndarray) -> np.ndarray:
     return np.clip(correlation, -1.0, 1.0)
 
 
-def spearman_matrix(values: np.ndarray) -> np.ndarray:
-    """Spearman correlations: Pearson of each column's average ranks (ranked over its present values)."""
-    ranks = np.full(values.shape, np.nan)
-    for column in range(values.shape[1]):
-        present = np.flatnonzero(~np.isnan(values[:, column]))
-        ranks[present, column] = average_ranks(values[present, column])
-    return pearson_matrix(ranks)
+Blocks = Callable[[], Iterable[np.ndarray]]  # a fresh pass over rows, float64 [rows, columns] per block
+
+
+def _centred_sums(block: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block's pairwise sums for `pearson_matrix` with missing values: [i, j] column i summed over rows
+    where j is present, the same of its squares, and the cross-products (values centred on `shift` first,
+    so the sums cancel little)."""
+    present = ~np.isnan(block)
+    weight = present.astype(np.float64)
+    centred = np.where(present, block - shift, 0.0)
+    return (np.einsum("ni,nj->ij", centred, weight), np.einsum("ni,nj->ij", centred * centred, weight),
+            np.einsum("ni,nj->ij", centred, centred))
+
+
+def spearman_matrix(values: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Spearman correlations: Pearson of each column's average ranks (ranked over its present values).
+
+    `values` is [n, p], or its p columns as arrays (then no [n, p] copy of the values is made: only the
+    ranks are held whole, and their correlations are summed over blocks of CHUNK_ROWS rows)."""
+    columns = [values[:, index] for index in range(values.shape[1])] if isinstance(values, np.ndarray) else values
+    n = len(columns[0]) if columns else len(values)
+    ranks = np.full((n, len(columns)), np.nan)
+    for index, column in enumerate(columns):
+        present = np.flatnonzero(~np.isnan(column))
+        ranks[present, index] = average_ranks(column[present])
+    return pearson_matrix(lambda: (ranks[start:start + CHUNK_ROWS] for start in range(0, max(n, 1), CHUNK_ROWS)))
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -185,6 +211,15 @@ def _pair_differences(name: str, names: list[str], before: np.ndarray, after: np
                                              "difference": rounded(after[i, j] - before[i, j]),
                                              "note": "value: difference of Fisher z = atanh(r)"}))
     return found
+
+
+def _blocks(frame: QualityFrame, names: list[str]) -> Blocks:
+    return functools.partial(frame.row_blocks, names)
+
+
+def _columns_of(frame: QualityFrame, names: list[str]) -> list[np.ndarray]:
+    """The columns as `matrix` holds them (continuous: float64 as they are), without stacking them."""
+    return [np.asarray(frame.values[name], dtype=np.float64) for name in names]
 
 
 def _continuous(frame: QualityFrame) -> list[str]:

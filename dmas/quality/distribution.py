@@ -128,20 +128,25 @@ def resample_counts(reference: QualityFrame, candidate: QualityFrame, column: st
     """`pooled_counts(reference sorted, candidate sorted)[1:]` for a candidate whose rows are the reference's
     (a bootstrap null draw): every candidate value is a reference value, so the pooled distinct values are
     the reference's and the candidate's counts are a tally of its rows' values, O(n), no merge."""
-    distinct, below_r, value_of_row = _distinct_values(reference, column)
+    n_distinct, below_r, value_of_row = _distinct_values(reference, column)
     rows = value_of_row[candidate.values.rows]
-    return below_r, np.cumsum(np.bincount(rows[rows >= 0], minlength=len(distinct)))
+    return below_r, np.cumsum(np.bincount(rows[rows >= 0], minlength=n_distinct))
 
 
-def _distinct_values(reference: QualityFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distinct finite values, #values <= each, index of each row's value or -1), once per frame."""
-    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _distinct_values(reference: QualityFrame, column: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """(how many distinct finite values, #values <= each, index of each row's value or -1), once per frame.
+
+    The row indices are int32 when they fit (every reference below 2**31 rows): a worker holds them for
+    every continuous column of a reference of a million rows."""
+    def compute() -> tuple[int, np.ndarray, np.ndarray]:
         ordered = reference.present_sorted(column)
         ends = np.flatnonzero(ordered[1:] != ordered[:-1])
         ends = np.append(ends, len(ordered) - 1) if len(ordered) else ends
         distinct = ordered[ends]
         values = np.asarray(reference.values[column], dtype=np.float64)
-        return distinct, ends + 1, np.where(np.isfinite(values), np.searchsorted(distinct, values), -1)
+        index = np.int32 if len(distinct) < np.iinfo(np.int32).max else np.int64
+        value_of_row = np.where(np.isfinite(values), np.searchsorted(distinct, values), -1).astype(index)
+        return len(distinct), ends + 1, value_of_row
 
     return reference.derived(f"distinct:{column}", compute)
 

@@ -30,6 +30,8 @@ independence than usual), and the entropy ratio of a column whose shares are as 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from itertools import combinations
 from typing import Any
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from dmas.quality.correlation import association_change, code_count, contingency
 from dmas.quality.dimension import CheckContext, Dimension, Statistic, rounded, seed_word
-from dmas.quality.frame import DISCRETE_KINDS, QualityFrame
+from dmas.quality.frame import CHUNK_ROWS, DISCRETE_KINDS, QualityFrame, summed
 
 HISTOGRAM_BINS = 32  # equal-width bins between the reference's TAIL and 1 - TAIL quantiles
 TAIL = 0.005
@@ -67,9 +69,11 @@ class EntropyStability(Dimension):
                                              "candidate_nats": rounded(entropy(after))}))
         sizes = {name: code_count(reference, candidate, name) if reference.kinds[name] in DISCRETE_KINDS
                  else PAIR_BINS for name in _columns(reference)}
-        codes = _pair_codes(reference, quantiles[0]), _pair_codes(candidate, quantiles[1])
-        for name_a, name_b in dependence_pairs(reference):
-            before, after = (contingency(side[name_a], side[name_b], sizes[name_a], sizes[name_b]) for side in codes)
+        pairs = dependence_pairs(reference)
+        tables = (pair_tables(reference, quantiles[0], pairs, sizes),
+                  pair_tables(candidate, quantiles[1], pairs, sizes))
+        for name_a, name_b in pairs:
+            before, after = (side[(name_a, name_b)] for side in tables)
             evidence = {"reference_mutual_information": rounded(mutual_information(before)),
                         "candidate_mutual_information": rounded(mutual_information(after))}
             found.append(Statistic("dependence_change", (name_a, name_b), association_change(before, after), 0.0,
@@ -77,7 +81,7 @@ class EntropyStability(Dimension):
         names = _continuous(reference)
         if names:
             limits = _limits(quantiles[0], names), _limits(quantiles[1], names)
-            before, after = pca_spectra(reference.matrix(names), candidate.matrix(names), limits)
+            before, after = pca_spectra(_blocks(reference, names), _blocks(candidate, names), limits)
             total = float(after.sum() / before.sum()) if before.sum() > 0 else float("nan")
             found.append(Statistic("pca_total_variance_ratio", (), total, 1.0, "lower",
                                    evidence={"reference": rounded(before.sum()), "candidate": rounded(after.sum()),
@@ -94,7 +98,8 @@ class EntropyStability(Dimension):
         names = _continuous(reference)
         quantiles = _quantiles(reference), _quantiles(candidate)
         limits = _limits(quantiles[0], names), _limits(quantiles[1], names)
-        before, after = pca_spectra(reference.matrix(names), candidate.matrix(names), limits) if names else ([], [])
+        before, after = (pca_spectra(_blocks(reference, names), _blocks(candidate, names), limits) if names
+                         else ([], []))
         counts = column_counts(reference, candidate, *quantiles)
         notes = []
         even = [name for name, (b, a) in counts.items() if b.sum() and a.sum() and not first_order(b, a)]
@@ -217,12 +222,27 @@ def _eligible_pairs(frame: QualityFrame) -> list[tuple[str, str]]:
             if not all(frame.kinds[name] in DISCRETE_KINDS for name in pair)]
 
 
-def _pair_codes(frame: QualityFrame, quantiles: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
-    """{column: int64 codes}: categorical codes as they are, continuous values cut at this frame's own
-    PAIR_BINS quantiles; -1 = missing."""
+def pair_tables(frame: QualityFrame, quantiles: dict[str, np.ndarray | None], pairs: list[tuple[str, str]],
+                sizes: dict[str, int]) -> dict[tuple[str, str], np.ndarray]:
+    """{pair: float64 [size_a, size_b] contingency counts} over the frame's rows, counted in blocks of
+    CHUNK_ROWS rows (integer counts: the same numbers whatever the block size), so only one block's
+    codes are held at a time."""
+    tables = {pair: np.zeros((sizes[pair[0]], sizes[pair[1]])) for pair in pairs}
+    names = sorted({name for pair in pairs for name in pair})
+    for start in range(0, frame.n_rows, CHUNK_ROWS):
+        codes = _pair_codes(frame, quantiles, names, slice(start, min(start + CHUNK_ROWS, frame.n_rows)))
+        for name_a, name_b in pairs:
+            tables[(name_a, name_b)] += contingency(codes[name_a], codes[name_b], sizes[name_a], sizes[name_b])
+    return tables
+
+
+def _pair_codes(frame: QualityFrame, quantiles: dict[str, np.ndarray | None], names: list[str],
+                rows: slice) -> dict[str, np.ndarray]:
+    """{column: int64 codes of these rows}: categorical codes as they are, continuous values cut at this
+    frame's own PAIR_BINS quantiles; -1 = missing."""
     found = {}
-    for name in _columns(frame):
-        values = frame.values[name]
+    for name in names:
+        values = frame.column_rows(name, rows)
         if frame.kinds[name] in DISCRETE_KINDS:
             found[name] = values.astype(np.int64)
             continue
@@ -243,7 +263,10 @@ def _continuous(frame: QualityFrame) -> list[str]:
     return [name for name in frame.continuous() if name != frame.order]
 
 
-def pca_spectra(reference: np.ndarray, candidate: np.ndarray,
+Blocks = Callable[[], Iterable[np.ndarray]]  # a fresh pass over a side's rows, [rows, columns] per block
+
+
+def pca_spectra(reference: Blocks, candidate: Blocks,
                 limits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (descending) of both sides' covariance over rows complete in every column, each side
     winsorised at its own limits ([2, columns]: each column's TAIL quantiles) and centred on its own
@@ -251,20 +274,37 @@ def pca_spectra(reference: np.ndarray, candidate: np.ndarray,
 
     Winsorising keeps one heavy-tailed column (a lognormal's sample variance swings far more than a
     normal's) from making the spectrum noisier than 30 null draws can tell; at each side's own
-    quantiles it follows a shift, and a shrunk spread shrinks its quantiles with it."""
-    width = reference.shape[1]
-    sides = [side[~np.isnan(side).any(axis=1)] for side in (reference, candidate)]
-    if min(len(side) for side in sides) < 2:
+    quantiles it follows a shift, and a shrunk spread shrinks its quantiles with it.
+
+    Each side is read in blocks of rows (`reference()` and `candidate()` start a pass), over which the
+    sums, squared deviations and cross-products accumulate: memory is one block and a [k, k] matrix,
+    and a side of one block gives the bytes of numpy's mean, std and einsum over the whole matrix."""
+    sides = [functools.partial(_winsorised, blocks, low, high) for blocks, (low, high)
+             in zip((reference, candidate), limits)]
+    counts = [sum(len(block) for block in side()) for side in sides]
+    width = limits[0].shape[1]
+    if min(counts) < 2:
         return np.full(width, np.nan), np.full(width, np.nan)
-    sides = [np.clip(side, low, high) for side, (low, high) in zip(sides, limits)]
-    scale = np.std(sides[0], axis=0, ddof=1)
+    means = [summed(block.sum(axis=0) for block in side()) / count for side, count in zip(sides, counts)]
+    squares = summed(((block - means[0]) * (block - means[0])).sum(axis=0) for block in sides[0]())
+    scale = np.sqrt(squares / (counts[0] - 1))
     scale = np.where(scale > 0, scale, 1.0)
     spectra = []
-    for side in sides:
-        z = (side - side.mean(axis=0)) / scale
-        covariance = np.einsum("ni,nj->ij", z, z) / (len(z) - 1)  # numpy sums, not BLAS: thread-count proof
+    for side, mean, count in zip(sides, means, counts):
+        cross = summed(np.einsum("ni,nj->ij", z, z) for z in ((block - mean) / scale for block in side()))
+        covariance = cross / (count - 1)  # numpy sums, not BLAS: thread-count proof
         spectra.append(np.clip(np.linalg.eigvalsh(covariance)[::-1], 0.0, None))
     return spectra[0], spectra[1]
+
+
+def _winsorised(blocks: Blocks, low: np.ndarray, high: np.ndarray) -> Iterator[np.ndarray]:
+    """The blocks' rows complete in every column, clipped to [low, high]."""
+    for block in blocks():
+        yield np.clip(block[~np.isnan(block).any(axis=1)], low, high)
+
+
+def _blocks(frame: QualityFrame, names: list[str]) -> Blocks:
+    return functools.partial(frame.row_blocks, names)
 
 
 def _limits(quantiles: dict[str, np.ndarray | None], names: list[str]) -> np.ndarray:

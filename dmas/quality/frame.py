@@ -9,7 +9,7 @@ order; `order` names the column that sorts them in time when one is declared (sp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ import numpy as np
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
 CONTINUOUS_KINDS = ("numeric", "datetime")
 DISCRETE_KINDS = ("categorical", "boolean")
+CHUNK_ROWS = 65_536  # rows per block of the statistics that stream over a table (`QualityFrame.row_blocks`)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ class QualityFrame:
         """The frame of these row numbers (a resample or a subset), same kinds and levels.
 
         Columns are gathered when first read (`RowsOf`): a null draw's frame whose dimension reads a
-        few columns, or only a subsample of it, copies only what is read."""
+        few columns, or only a subsample of it, copies only what is read. A take of more than CHUNK_ROWS
+        rows keeps neither its gathered columns nor its sorts: a dimension reads each column of a null
+        draw about once, and a million-row draw would otherwise hold a copy of every column it read."""
         return QualityFrame(self.kinds, RowsOf.of(self.values, rows), self.levels, self.target, self.order)
 
     def present_sorted(self, name: str) -> np.ndarray:
@@ -92,6 +95,8 @@ class QualityFrame:
             found.setflags(write=False)
             return found
 
+        if isinstance(self.values, RowsOf) and not self.values.keeps:
+            return finite_sorted()
         return self.derived(f"sorted:{name}", finite_sorted)
 
     def derived(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -109,13 +114,30 @@ class QualityFrame:
         """float64 [n, len(names)]: continuous values as they are, codes as floats (missing code -> NaN)."""
         if not names:
             return np.zeros((self.n_rows, 0))
-        columns = []
-        for name in names:
-            array = self.values[name]
-            if self.kinds[name] in DISCRETE_KINDS:
-                array = np.where(array < 0, np.nan, array.astype(np.float64))
-            columns.append(array)
-        return np.column_stack(columns)
+        return np.column_stack([self._as_floats(name, self.values[name]) for name in names])
+
+    def column_rows(self, name: str, rows: slice) -> np.ndarray:
+        """`values[name][rows]`; a take's column is not gathered whole for it (only these rows are)."""
+        if isinstance(self.values, RowsOf):
+            return self.values.column_rows(name, rows)
+        return self.values[name][rows]
+
+    def row_blocks(self, names: list[str], size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+        """`matrix(names)` in blocks of `size` consecutive rows, each gathered when reached: statistics that
+        accumulate over rows (co-moments, contingency counts) hold one block at a time, never [n, k]. A
+        table of at most `size` rows (none included) is one block, the very array `matrix(names)` gives."""
+        for start in range(0, max(self.n_rows, 1), size):
+            rows = slice(start, min(start + size, self.n_rows))
+            if not names:
+                yield np.zeros((rows.stop - rows.start, 0))
+                continue
+            yield np.column_stack([self._as_floats(name, self.column_rows(name, rows)) for name in names])
+
+    def _as_floats(self, name: str, array: np.ndarray) -> np.ndarray:
+        """A column's values as `matrix` holds them: continuous as they are, codes as floats (-1 -> NaN)."""
+        if self.kinds[name] in DISCRETE_KINDS:
+            return np.where(array < 0, np.nan, array.astype(np.float64))
+        return array
 
     def ordered(self) -> QualityFrame:
         """The rows sorted by `order` (stable; missing last), or as they are when no order is declared."""
@@ -125,11 +147,23 @@ class QualityFrame:
         return self.take(np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable"))
 
 
+def summed(parts: Iterable[np.ndarray]) -> np.ndarray:
+    """Per-block partial sums (of `QualityFrame.row_blocks`) added in order, the first as it is: a table of
+    one block gets the bytes of the same reduction over all its rows, a bigger one the same bytes every
+    time (the blocks are fixed by the row count, never by the CPUs)."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total
+
+
 class RowsOf(Mapping):
     """Columns of `base` at `rows`, each gathered on first access and kept (read-only mapping).
 
     A take of a take composes the row numbers on the original columns, so a subsample of a null draw
-    gathers its rows once; the values are those `base[name][rows]` would give, whichever path.
+    gathers its rows once; the values are those `base[name][rows]` would give, whichever path. A take of
+    more than CHUNK_ROWS rows gathers on every read and keeps nothing (`keeps`): bounded memory for the
+    null draws of a big table, whose dimensions read each column about once.
     """
 
     def __init__(self, base: Mapping[str, np.ndarray], rows: np.ndarray):
@@ -150,11 +184,23 @@ class RowsOf(Mapping):
     def n_rows(self) -> int:
         return len(self.rows)
 
+    @property
+    def keeps(self) -> bool:
+        """Whether gathered columns (and the frame's sorts of them) are kept: only for CHUNK_ROWS rows or fewer."""
+        return len(self.rows) <= CHUNK_ROWS
+
     def __getitem__(self, name: str) -> np.ndarray:
         gathered = self._gathered.get(name)
         if gathered is None:
-            gathered = self._gathered[name] = self.base[name][self.rows]
+            gathered = self.base[name][self.rows]
+            if self.keeps:
+                self._gathered[name] = gathered
         return gathered
+
+    def column_rows(self, name: str, rows: slice) -> np.ndarray:
+        """`self[name][rows]`, from the gathered column when there is one, else gathering only those rows."""
+        gathered = self._gathered.get(name)
+        return gathered[rows] if gathered is not None else self.base[name][self.rows[rows]]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.base)

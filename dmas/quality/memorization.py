@@ -32,13 +32,15 @@ noise as in `dmas.quality.generalization`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dmas.quality.dimension import CheckContext, Dimension, Statistic, rounded
-from dmas.quality.frame import DISCRETE_KINDS, QualityFrame
+from dmas.quality.frame import DISCRETE_KINDS, QualityFrame, summed
 from dmas.quality.generalization import aligned, full_size_factor, sample_rows
 
 QUERY_ROWS = 1000  # candidate rows and held-out reference rows whose nearest neighbours are searched
@@ -176,13 +178,8 @@ class _Encoder:
     def __init__(self, reference: QualityFrame, names: list[str]):
         self.continuous = [name for name in names if reference.kinds[name] not in DISCRETE_KINDS]
         self.discrete = [name for name in names if reference.kinds[name] in DISCRETE_KINDS]
-        values = reference.matrix(self.continuous)
-        present = ~np.all(np.isnan(values), axis=0)
-        self.mean, self.scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
-        self.mean[present] = np.nanmean(values[:, present], axis=0)
-        spread = np.zeros(values.shape[1])
-        spread[present] = np.nanstd(values[:, present], axis=0)
-        self.scale[spread > 0] = spread[spread > 0]
+        self.mean, spread = column_mean_and_sd(reference, self.continuous)
+        self.scale = np.where(spread > 0, spread, 1.0)
         self.slots: dict[str, np.ndarray] = {}  # code -> one-hot slot
         for name in self.discrete:
             codes = reference.values[name]
@@ -204,6 +201,39 @@ class _Encoder:
             hot[np.flatnonzero(known), self.slots[name][codes[known]]] = np.sqrt(0.5)  # a mismatch adds 1
             blocks.append(hot)
         return np.hstack(blocks)
+
+
+def column_mean_and_sd(frame: QualityFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation (ddof 0) over its present values, 0 for an empty column:
+    np.nanmean and np.nanstd over the columns that have values, summed over blocks of rows
+    (`QualityFrame.row_blocks`) so no [n, columns] copy is made; one block gives their bytes."""
+    blocks = functools.partial(frame.row_blocks, names)
+    count = summed(np.sum(~np.isnan(block), axis=0, dtype=np.intp) for block in blocks())
+    present = count > 0
+    mean, spread = np.zeros(len(names)), np.zeros(len(names))
+    if not present.any():
+        return mean, spread
+    count = count[present]
+    found = summed(np.sum(np.where(np.isnan(block), 0.0, block), axis=0) for block in _present(blocks, present))
+    mean[present] = found / count
+    squares = summed(_squared_deviations(block, mean[present]) for block in _present(blocks, present))
+    spread[present] = np.sqrt(squares / count)
+    return mean, spread
+
+
+def _present(blocks: Callable[[], Iterator[np.ndarray]], columns: np.ndarray) -> Iterator[np.ndarray]:
+    """The blocks' columns that have values anywhere (the shape np.nanmean and np.nanstd were given)."""
+    for block in blocks():
+        yield block[:, columns]
+
+
+def _squared_deviations(block: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per column, the sum of squared deviations from `mean` over present values (np.nanvar's steps)."""
+    missing = np.isnan(block)
+    deviations = np.where(missing, 0.0, block)
+    np.subtract(deviations, mean[None, :], out=deviations)
+    np.copyto(deviations, 0.0, where=missing)
+    return np.sum(np.multiply(deviations, deviations, out=deviations), axis=0)
 
 
 def _points(encoded: np.ndarray) -> np.ndarray:

@@ -19,8 +19,10 @@ and `target`) and a candidate of it with x1's variance at 0.9, as Parquet files 
 (`pyarrow.parquet.read_table`, the floor), then `collapse_report` (the CLI's function) cold and warm;
 for each, seconds and peak RSS (getrusage; per step of the check from /proc samples every 50 ms), and
 the peak of the summed RSS of the process and every process it started (the null draws' loky workers;
-shared library pages count once per process, so an upper bound), the ratios to the read, and which
-dimensions read every row and which a seeded sample (and its size).
+shared library pages count once per process, so an upper bound) and of their summed PSS (a shared page
+divided among the processes that map it: what the tree holds), what the workers still hold when the
+check returns, the ratios to the read, and which dimensions read every row and which a seeded sample
+(and its size).
 `sdmetrics`: the check against SDMetrics' QualityReport (column shapes and column pair trends) on
 the same files in the same run: the planted table (10 columns and the time column `t`) as reference,
 and two candidates drawn with one seed: a clean resample and that resample with one planted collapse
@@ -177,6 +179,8 @@ def big(rows: int, profile: Path | None) -> dict:
             "ratio_peak_rss_cold_to_read": round(runs["cold"]["peak_rss_mib"] / read["peak_rss_mib"], 2),
             "ratio_peak_rss_with_workers_cold_to_read":
                 round(runs["cold"]["peak_rss_with_workers_mib"] / read["peak_rss_mib"], 2),
+            "ratio_peak_pss_with_workers_cold_to_read":
+                round(runs["cold"]["peak_pss_with_workers_mib"] / read["peak_rss_mib"], 2),
             "identical_report_bytes": same, "max_rows": max_rows, "rows_used": _rows_used(rows, max_rows),
             "profiled": profile is not None}
 
@@ -202,8 +206,19 @@ def _rss_mib(pid: int | str = "self") -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _tree_rss_mib() -> float:
-    """RSS of this process plus every process descended from it (the null draws' loky workers), from /proc."""
+def _pss_mib(pid: int | str = "self") -> float:
+    """Proportional set size: resident pages, each shared page divided among the processes mapping it."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _tree_rss_mib() -> tuple[float, float]:
+    """(RSS, PSS) of this process plus every process descended from it (the null draws' loky workers), from
+    /proc: the RSS sum counts a shared page (libraries, the memory-mapped reference) once per process that
+    maps it, an upper bound; the PSS sum counts it once in all, the memory the tree holds."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -213,15 +228,16 @@ def _tree_rss_mib() -> float:
                 continue
             parent = int(stat.rsplit(")", 1)[1].split()[1])  # after "(comm)": state, ppid
             children.setdefault(parent, []).append(int(entry.name))
-    total, pending = _rss_mib(), list(children.get(os.getpid(), []))
+    total, shared, pending = _rss_mib(), _pss_mib(), list(children.get(os.getpid(), []))
     while pending:
         pid = pending.pop()
         try:
-            total += _rss_mib(pid)
+            rss, pss = _rss_mib(pid), _pss_mib(pid)
         except OSError:
             continue
+        total, shared = total + rss, shared + pss
         pending.extend(children.get(pid, []))
-    return total
+    return total, shared
 
 
 def _peak_rss_mib() -> float:
@@ -242,14 +258,17 @@ class _RssTrace:
 
     def _sample(self) -> None:
         while not self._done.wait(0.05):
-            self.samples.append((time.perf_counter() - self.started, _rss_mib(), _tree_rss_mib()))
+            self.samples.append((time.perf_counter() - self.started, _rss_mib(), *_tree_rss_mib()))
 
     def __exit__(self, *exc_info) -> None:
         self._done.set()
         self._thread.join()
 
-    def peak(self, start: float, end: float, with_workers: bool = False) -> float | None:
-        inside = [tree if with_workers else rss for at, rss, tree in self.samples if start <= at <= end]
+    def peak(self, start: float, end: float, with_workers: bool = False, proportional: bool = False) -> float | None:
+        """The largest sample between `start` and `end` s: this process's RSS, or with its descendants' added
+        (their RSS, or with `proportional` the tree's PSS)."""
+        inside = [(pss if proportional else tree) if with_workers else rss
+                  for at, rss, tree, pss in self.samples if start <= at <= end]
         return round(max(inside), 1) if inside else None
 
 
@@ -302,6 +321,8 @@ def _big_check(candidate: str, reference: str, cache: str, out: str, profile: st
             "peak_rss_by_step_mib": {step: trace.peak(*span) for step, span in spans.items()},
             "peak_rss_with_workers_by_step_mib": {step: trace.peak(*span, with_workers=True)
                                                   for step, span in spans.items()},
+            "peak_pss_with_workers_mib": trace.peak(0.0, seconds, with_workers=True, proportional=True),
+            "workers_rss_after_mib": round(_tree_rss_mib()[0] - _rss_mib(), 1),
             "collapse_detected": report["collapse_detected"], "drift_detected": report["drift_detected"],
             "flags": sorted({f"{flag['dimension']}:{','.join(flag['columns'])}" for flag in report["flags"]}),
             "kinds": report["inputs"]["kinds"]}

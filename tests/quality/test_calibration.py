@@ -82,3 +82,22 @@ def test_a_frame_travels_to_a_worker_without_what_it_derived(reference):
     assert all(np.array_equal(back.values[name], reference.values[name], equal_nan=True) for name in reference.names)
     assert not back._derived and not back_taken.values._gathered
     assert np.array_equal(back_taken.values["x1"], taken.values["x1"])
+
+
+def test_a_big_take_keeps_no_copies_and_reads_the_same_values(monkeypatch):
+    """A null draw's take of more than CHUNK_ROWS rows gathers each read and keeps neither the columns nor
+    their sorts (a million-row draw would hold a copy of every column); a small one keeps both."""
+    from dmas.quality import frame as frame_module
+
+    rng = np.random.default_rng(2)
+    whole = QualityFrame({"x": "numeric"}, {"x": rng.standard_normal(3_000)})
+    rows = rng.integers(0, 3_000, 2_000)
+    small = whole.take(rows)
+    small.present_sorted("x")
+    assert small.values.keeps and "x" in small.values._gathered and small._derived
+    monkeypatch.setattr(frame_module, "CHUNK_ROWS", 1_000)
+    big = whole.take(rows)
+    assert not big.values.keeps
+    assert np.array_equal(big.values["x"], small.values["x"]) and np.array_equal(big.present_sorted("x"),
+                                                                                  small.present_sorted("x"))
+    assert not big.values._gathered and not big._derived

@@ -143,3 +143,22 @@ def test_matrices_match_pandas_and_the_association_distance_reads_as_cramers_v()
     independent = contingency(g, rng.permutation(h), 4, 3)
     assert association_change(before, before) == 0.0
     assert association_change(before, independent) == pytest.approx(cramers_v(before), abs=0.03)
+
+
+def test_correlations_summed_over_blocks_of_rows_match_one_pass():
+    """Pearson over blocks of rows (with and without missing values) equals the one-pass matrix up to the
+    order of float sums, and one block is the one pass's bytes; Spearman from columns equals it from [n, p]."""
+    from dmas.quality.correlation import pearson_matrix, spearman_matrix
+
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((3_000, 4))
+    values[:, 1] += 0.6 * values[:, 0]
+    gappy = values.copy()
+    gappy[rng.random(gappy.shape) < 0.05] = np.nan
+    for matrix in (values, gappy):
+        whole = pearson_matrix(matrix)
+        blocks = pearson_matrix(lambda m=matrix: (m[start:start + 700] for start in range(0, len(m), 700)))
+        assert np.allclose(blocks, whole, rtol=0, atol=1e-12, equal_nan=True)
+        assert np.array_equal(pearson_matrix(lambda m=matrix: [m]), whole, equal_nan=True)
+        columns = [matrix[:, index].copy() for index in range(matrix.shape[1])]
+        assert np.array_equal(spearman_matrix(columns), spearman_matrix(matrix), equal_nan=True)

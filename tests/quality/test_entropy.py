@@ -167,7 +167,8 @@ def test_histogram_entropy_tracks_a_shrunk_spread_and_ignores_a_shift():
     before, after = histogram_counts(x, quantiles, y + 7.3, quantiles)
     assert entropy(after) - entropy(before) == pytest.approx(0.0, abs=0.01)
     limits = np.quantile(np.column_stack([x, y]), [0.005, 0.995], axis=0)
-    spectra = pca_spectra(np.column_stack([x, y]), np.column_stack([x, y]) + 5.0, (limits, limits + 5.0))
+    both = np.column_stack([x, y])
+    spectra = pca_spectra(lambda: [both], lambda: [both + 5.0], (limits, limits + 5.0))
     assert np.allclose(spectra[0], spectra[1])
 
 
@@ -182,3 +183,44 @@ def test_many_columns_get_a_fixed_choice_of_pairs_and_a_note():
                                         if s.name == "dependence_change"]
     assert dimension.describe(wide, wide, CONTEXT)["notes"] == [
         "dependence compared on a fixed choice of 45 of the 66 column pairs"]
+
+
+def test_statistics_stream_in_blocks_with_the_numbers_of_one_pass(monkeypatch):
+    """Counts in blocks are the same integers whatever the block size, the PCA spectrum the same up to the
+    order of float sums; a take's blocks are the rows `matrix` would gather, and a frame of one block
+    gives exactly the bytes of one pass."""
+    from dmas.quality import entropy as module
+    from dmas.quality.entropy import pair_tables
+
+    values = sample(23, 5_000)
+    values["x"][::97] = np.nan
+    reference, candidate = frame(values), frame(sample(24, 5_000))
+    rows = np.random.default_rng(3).integers(0, 5_000, 3_000)
+    taken = reference.take(rows)
+    names = ["bimodal", "level", "x"]
+    assert np.array_equal(np.vstack(list(taken.row_blocks(names, 700))), reference.matrix(names)[rows],
+                          equal_nan=True)
+    assert not taken.values._gathered  # blocks gathered only their rows, not whole columns
+
+    def run() -> tuple[list, dict]:
+        statistics = EntropyStability().statistics(reference, candidate, CONTEXT)
+        return [(s.key, s.value) for s in statistics], EntropyStability().describe(reference, candidate, CONTEXT)
+
+    whole = run()
+    monkeypatch.setattr(module, "CHUNK_ROWS", 512)
+    monkeypatch.setattr(QualityFrame.row_blocks, "__defaults__", (512,))
+    blocked = run()
+    assert [key for key, _ in blocked[0]] == [key for key, _ in whole[0]]
+    for (key, got), (_, want) in zip(blocked[0], whole[0], strict=True):
+        if key.startswith(("entropy_ratio", "dependence_change")):
+            assert got == want or (np.isnan(got) and np.isnan(want)), key  # counts: exact
+        else:
+            assert got == pytest.approx(want, rel=1e-9, nan_ok=True), key
+    quantiles = {name: np.quantile(values[name][~np.isnan(values[name])], module.QUANTILES)
+                 for name in ("bimodal", "x")}
+    pairs, sizes = [("bimodal", "x"), ("level", "x")], {"bimodal": 8, "x": 8, "level": 5}
+    monkeypatch.setattr(module, "CHUNK_ROWS", 333)
+    small = pair_tables(reference, {**quantiles, "level": None}, pairs, sizes)
+    monkeypatch.setattr(module, "CHUNK_ROWS", 65_536)
+    assert all(np.array_equal(small[pair], table)
+               for pair, table in pair_tables(reference, {**quantiles, "level": None}, pairs, sizes).items())

@@ -123,3 +123,26 @@ def test_the_same_inputs_give_the_same_numbers_twice(reference):
     runs = [(Memorization().statistics(reference, candidate, CONTEXT),
              Memorization().describe(reference, candidate, CONTEXT)) for _ in range(2)]
     assert repr(runs[0]) == repr(runs[1])
+
+
+def test_column_means_and_spreads_are_numpys_in_one_block_and_close_in_many(monkeypatch):
+    """The encoder's standardisation streams over blocks of rows: one block gives np.nanmean's and
+    np.nanstd's bytes (an empty column gets 0), many blocks the same up to the order of float sums."""
+    from dmas.quality.frame import QualityFrame
+    from dmas.quality.memorization import column_mean_and_sd
+
+    rng = np.random.default_rng(9)
+    values = {"a": rng.normal(3.0, 2.0, 4_000), "b": rng.lognormal(0.0, 1.0, 4_000), "empty": np.full(4_000, np.nan)}
+    values["a"][rng.random(4_000) < 0.1] = np.nan
+    frame = QualityFrame({name: "numeric" for name in values}, values)
+    for names in (["a", "b", "empty"], ["a"], ["empty", "b"]):
+        matrix = frame.matrix(names)
+        present = ~np.all(np.isnan(matrix), axis=0)
+        mean, spread = column_mean_and_sd(frame, names)
+        assert np.array_equal(mean[present], np.nanmean(matrix[:, present], axis=0))
+        assert np.array_equal(spread[present], np.nanstd(matrix[:, present], axis=0))
+        assert not mean[~present].any() and not spread[~present].any()
+        monkeypatch.setattr(QualityFrame.row_blocks, "__defaults__", (333,))
+        blocked = column_mean_and_sd(frame, names)
+        monkeypatch.undo()
+        assert np.allclose(blocked[0], mean, rtol=1e-12) and np.allclose(blocked[1], spread, rtol=1e-12)
