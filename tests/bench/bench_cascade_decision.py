@@ -25,6 +25,13 @@ ranking, or with a candidate the cascade could not predict, scores one half. Pri
 stderr and one JSON line on stdout. `--overrides` (a JSON object merged over the config, e.g. a tiny
 cascade to try the script out) and `--only` change what is measured: the reported numbers are those
 of the default config and all eight candidates.
+
+Measured 2026-12-02 on 2 shared cores (default config, Ray Train with 2 workers, 773 s for all eight):
+cascade 0.929 (26 of 28 pairs; both misordered pairs put the half-size candidate below collapse 75%
+and noise 15%: its prediction is the only one above its truth, +8.6%, the others -7% to -12%), the
+smallest tier's best 0.786 (22 of 28; its mean 0.821), ratio 1.18; every truth inside its 90%
+interval. The largest proxy tier's best alone ranked all 28 pairs right (1.000): on these
+candidates a single scale near the full model's is the stronger baseline.
 """
 
 from __future__ import annotations

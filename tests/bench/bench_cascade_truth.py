@@ -17,6 +17,11 @@ For each: predicted validation loss (nats per byte), its interval, the full mode
 whether it fell inside, the relative error (predicted - actual) / actual, and the cascade's seconds.
 The comparison in the same run is the largest proxy's own loss (what one would guess without the
 law) against the same truth. Prints a table on stderr and one JSON line on stdout.
+
+Measured 2026-12-02 on 2 shared cores (default config, Ray Train, 2 workers): licenses (237 KB)
+predicted 2.201 [2.004, 2.566], actual 1.886, outside, +16.7%, 90 s; stdlib (500 KB) predicted 1.970
+[1.735, 2.190], actual 1.712, outside, +15.1%, 170 s. Both predictions lie above the largest proxy's
+own loss (2.159, 1.844): the fitted law passes 7-8% above the largest proxies (E at its floor).
 """
 
 from __future__ import annotations
