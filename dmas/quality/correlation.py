@@ -126,14 +126,17 @@ def spearman_matrix(values: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """Spearman correlations: Pearson of each column's average ranks (ranked over its present values).
 
     `values` is [n, p], or its p columns as arrays (then no [n, p] copy of the values is made: only the
-    ranks are held whole, and their correlations are summed over blocks of CHUNK_ROWS rows)."""
+    ranks are held whole, as float32 where that is exact, and their correlations are summed over blocks
+    of CHUNK_ROWS rows in float64)."""
     columns = [values[:, index] for index in range(values.shape[1])] if isinstance(values, np.ndarray) else values
     n = len(columns[0]) if columns else len(values)
-    ranks = np.full((n, len(columns)), np.nan)
+    exact = np.float32 if n < 2**23 else np.float64  # ranks are multiples of 1/2 up to n: exact in float32 below 2**23
+    ranks = np.full((n, len(columns)), np.nan, dtype=exact)
     for index, column in enumerate(columns):
         present = np.flatnonzero(~np.isnan(column))
         ranks[present, index] = average_ranks(column[present])
-    return pearson_matrix(lambda: (ranks[start:start + CHUNK_ROWS] for start in range(0, max(n, 1), CHUNK_ROWS)))
+    return pearson_matrix(lambda: (ranks[start:start + CHUNK_ROWS].astype(np.float64)
+                                   for start in range(0, max(n, 1), CHUNK_ROWS)))
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:

@@ -130,15 +130,17 @@ def resample_counts(reference: QualityFrame, candidate: QualityFrame, column: st
     the reference's and the candidate's counts are a tally of its rows' values, O(n), no merge."""
     n_distinct, below_r, value_of_row = _distinct_values(reference, column)
     rows = value_of_row[candidate.values.rows]
+    below_r = np.arange(1, n_distinct + 1) if below_r is None else below_r
     return below_r, np.cumsum(np.bincount(rows[rows >= 0], minlength=n_distinct))
 
 
-def _distinct_values(reference: QualityFrame, column: str) -> tuple[int, np.ndarray, np.ndarray]:
-    """(how many distinct finite values, #values <= each, index of each row's value or -1), once per frame.
+def _distinct_values(reference: QualityFrame, column: str) -> tuple[int, np.ndarray | None, np.ndarray]:
+    """(how many distinct finite values, #values <= each or None when every value is distinct (then they
+    are 1, 2, ...: not kept), index of each row's value or -1), once per frame.
 
-    The row indices are int32 when they fit (every reference below 2**31 rows): a worker holds them for
-    every continuous column of a reference of a million rows."""
-    def compute() -> tuple[int, np.ndarray, np.ndarray]:
+    A worker holds these for every continuous column of the reference: the row indices are int32 when
+    they fit (a reference below 2**31 rows), and a column of distinct values keeps no counts."""
+    def compute() -> tuple[int, np.ndarray | None, np.ndarray]:
         ordered = reference.present_sorted(column)
         ends = np.flatnonzero(ordered[1:] != ordered[:-1])
         ends = np.append(ends, len(ordered) - 1) if len(ordered) else ends
@@ -146,7 +148,7 @@ def _distinct_values(reference: QualityFrame, column: str) -> tuple[int, np.ndar
         values = np.asarray(reference.values[column], dtype=np.float64)
         index = np.int32 if len(distinct) < np.iinfo(np.int32).max else np.int64
         value_of_row = np.where(np.isfinite(values), np.searchsorted(distinct, values), -1).astype(index)
-        return len(distinct), ends + 1, value_of_row
+        return len(distinct), None if len(distinct) == len(ordered) else ends + 1, value_of_row
 
     return reference.derived(f"distinct:{column}", compute)
 

@@ -212,3 +212,15 @@ def test_a_bootstrap_draws_tally_is_the_merge_of_both_sorted_samples():
     for got, want in zip(resample_counts(reference, candidate, "x"), expected, strict=True):
         assert got.dtype == want.dtype and np.array_equal(got, want)
     assert np.array_equal(reference.present_sorted("x"), present_sorted(values))
+
+
+def test_a_tally_of_distinct_values_is_the_merge_too():
+    """A column of distinct values keeps no reference counts (they are 1, 2, ...) and tallies as the merge."""
+    rng = np.random.default_rng(12)
+    values = rng.normal(0, 1, 2_000)
+    values[5] = np.nan
+    reference = QualityFrame({"x": "numeric"}, {"x": values})
+    candidate = reference.take(rng.integers(0, 2_000, 1_500))
+    expected = pooled_counts(present_sorted(values), present_sorted(candidate.values["x"]))[1:]
+    for got, want in zip(resample_counts(reference, candidate, "x"), expected, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
