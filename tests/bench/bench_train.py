@@ -3,8 +3,9 @@
 Measured in one run: tensorisation time; seconds per epoch and entities/s of the plain loop in
 deterministic mode and in non-deterministic mode (their ratio is the cost of determinism); a naive
 PyTorch loop over the same tensors (one thread, no determinism switches, a plain model of the same
-layer shapes, AdamW) as the yardstick dmas' deterministic loop is compared with (`vs_naive_ratio`:
-dmas entities/s over naive entities/s); and the same epochs through Ray Train, whose extra wall
+layer shapes, AdamW, and like dmas' loop a validation pass after every epoch) as the yardstick dmas'
+deterministic loop is compared with (`vs_naive_ratio`: dmas entities/s over naive entities/s; the naive
+loop's validation seconds are reported apart); and the same epochs through Ray Train, whose extra wall
 time over the plain loop is its start-up overhead. Prints one JSON line:
 
     .venv/bin/python tests/bench/bench_train.py [--entities 10000] [--epochs 3] [--repeats 2]
@@ -105,8 +106,21 @@ class NaiveModel(nn.Module):
         return self.heads(fused)
 
 
-def naive_fit(tensors, epochs: int, batch_size: int) -> None:
-    """A naive PyTorch loop of the same shapes: one thread, tensors preloaded, indexed per batch, AdamW."""
+def naive_loss(model: NaiveModel, batch: dict) -> torch.Tensor:
+    """The three tasks' losses summed, as a plain loop writes them (masks by boolean indexing)."""
+    out = model(batch)
+    regression, binary = batch["target_regression_mask"], batch["target_binary_mask"]
+    ranked = batch["target_ranking_mask"]
+    better = (batch["target_ranking"][:, None] > batch["target_ranking"][None, :]) & ranked[:, None] & ranked
+    return (F.mse_loss(out[regression, 0], batch["target_regression"][regression])
+            + F.binary_cross_entropy_with_logits(out[binary, 1], batch["target_binary"][binary])
+            + F.softplus(-(out[:, 2, None] - out[None, :, 2])[better]).mean())
+
+
+def naive_fit(tensors, epochs: int, batch_size: int) -> tuple[list[float], float]:
+    """A naive PyTorch loop of the same shapes: one thread, tensors preloaded, indexed per batch, AdamW, and
+    like dmas' loop a validation pass after every epoch (eval mode, no_grad, same batch size); returns the
+    validation losses and the seconds the validation passes took."""
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -116,21 +130,26 @@ def naive_fit(tensors, epochs: int, batch_size: int) -> None:
                        max(tensors.artifact_dims or {1: 1}))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     train_rows = torch.from_numpy(tensors.indices("train"))
+    validation_rows = torch.from_numpy(tensors.indices("validation"))
+    validation_losses, validation_s = [], 0.0
     for _ in range(epochs):
+        model.train()
         order = train_rows[torch.randperm(len(train_rows))]
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            batch = {key: value[index] for key, value in data.items()}
-            out = model(batch)
-            regression, binary = batch["target_regression_mask"], batch["target_binary_mask"]
-            ranked = batch["target_ranking_mask"]
-            better = (batch["target_ranking"][:, None] > batch["target_ranking"][None, :]) & ranked[:, None] & ranked
-            loss = (F.mse_loss(out[regression, 0], batch["target_regression"][regression])
-                    + F.binary_cross_entropy_with_logits(out[binary, 1], batch["target_binary"][binary])
-                    + F.softplus(-(out[:, 2, None] - out[None, :, 2])[better]).mean())
+            loss = naive_loss(model, {key: value[index] for key, value in data.items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        model.eval()
+        total, started = 0.0, time.perf_counter()
+        with torch.no_grad():
+            for start in range(0, len(validation_rows), batch_size):
+                index = validation_rows[start:start + batch_size]
+                total += float(naive_loss(model, {key: value[index] for key, value in data.items()})) * len(index)
+        validation_losses.append(total / max(len(validation_rows), 1))
+        validation_s += time.perf_counter() - started
+    return validation_losses, validation_s
 
 
 def timed(fn):
@@ -169,10 +188,12 @@ def main() -> None:
                   "neighbors_per_entity": float(tensors.arrays["neighbor_mask"].sum(1).mean()),
                   "artifacts_per_entity": float(tensors.arrays["artifact_mask"].sum(1).mean())}
         _, switch_s = timed(lambda: seed_everything(deterministic.seed))  # torch imports its compiler config once
-        plain_times, naive_times = [], []
+        plain_times, naive_times, naive_validation_times = [], [], []
         for _ in range(args.repeats):  # alternated, best of each: other processes' noise only ever adds time
             plain, plain_took = timed(lambda: fit_locally(tensors, deterministic))
-            _, naive_took = timed(lambda: naive_fit(tensors, args.epochs, deterministic.batch_size))
+            (_, naive_validation_s), naive_took = timed(lambda: naive_fit(tensors, args.epochs,
+                                                                          deterministic.batch_size))
+            naive_validation_times.append(naive_validation_s)
             plain_times.append(plain_took)
             naive_times.append(naive_took)
         plain_s, naive_s = min(plain_times), min(naive_times)
@@ -194,9 +215,11 @@ def main() -> None:
         "deterministic_s_per_epoch": round(plain_s / args.epochs, 3),
         "deterministic_s_each_run": [round(took, 2) for took in plain_times],
         "naive_s_each_run": [round(took, 2) for took in naive_times],
+        "naive_validation_s_each_run": [round(took, 2) for took in naive_validation_times],
         "deterministic_entities_per_s": round(train_rows * args.epochs / plain_s),
         "naive_entities_per_s": round(train_rows * args.epochs / naive_s),
         "vs_naive_ratio": round(naive_s / plain_s, 2),
+        "vs_naive_ratio_each_run": [round(n / d, 2) for d, n in zip(plain_times, naive_times)],
         "nondeterministic_s_per_epoch": round(free_s / args.epochs, 3),
         "determinism_cost_ratio": round(plain_s / free_s, 2),
         "ray_train_total_s": round(ray_s, 2),
