@@ -374,6 +374,7 @@ def _add_cascade(commands) -> None:
 
 def _run_cascade(args, settings: Settings) -> dict:
     from dmas.cascade.config import load_cascade_config
+    from dmas.cascade.metrics import exported_progress
     from dmas.cascade.queue import progress_line
     from dmas.cascade.run import run_cascade, summary, write_outcome
 
@@ -395,7 +396,8 @@ def _run_cascade(args, settings: Settings) -> dict:
                  **({"progress_interval_s": args.progress_interval} if args.progress_interval else {})}
     config = load_cascade_config(args.cascade_config, profile=args.profile, overrides=overrides)
     say = (lambda _: None) if args.quiet else (lambda event: print(progress_line(event), file=sys.stderr, flush=True))
-    outcome = run_cascade(config, on_progress=say, ray_settings=settings.ray, settings=settings)
+    outcome = run_cascade(config, on_progress=exported_progress(f"cli-{config.config_sha256()[:12]}", say),
+                          ray_settings=settings.ray, settings=settings)
     return {**summary(outcome), "report": str(write_outcome(outcome, args.out))}
 
 

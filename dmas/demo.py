@@ -1,6 +1,7 @@
 """The main job, end to end on the embedded default: synthetic data -> store -> features -> train ->
 reproduce -> serve predict/explain/query, live scoring of new events and inline entities, a receipt
-verified, an upload job over HTTP -> batch scoring (`dmas score`) -> export -> forget.
+verified, an upload job over HTTP, the cascade as an HTTP job with its progress streamed -> batch
+scoring (`dmas score`) -> export -> collapse checks -> forget.
 
 Each capability of dmas adds its step here, so one command shows the whole product working.
 Progress lines go to `say`; the return value is the machine-readable summary.
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dmas.config import Settings
@@ -144,6 +145,7 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         runs = client.call("GET", "/runs")
         snapshot = client.call("GET", "/store/snapshot")
         queues = client.call("GET", "/health/queues")["queues"]
+        cascade = _cascade_over_http(admin, say)
     finally:
         serve.shutdown()
     first = predicted["predictions"][0]
@@ -160,7 +162,39 @@ def _serve_and_call(settings: Settings, workdir: Path, interactions_path: Path, 
         f"{metrics['cls_f1']:.3f}, rank_ndcg@10 {metrics['rank_ndcg@10']:.3f}; GET /store/snapshot -> {snapshot}")
     say(f"serve: GET /health/queues -> ingest_table {queues['ingest_table']}")
     return {"port": port, "predicted": len(predicted["predictions"]), "narrative": explanation["narrative"],
-            "live": live, "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}}
+            "live": live, "upload_job": {"job_id": upload["job_id"], "status": upload["status"]}, "cascade": cascade}
+
+
+def _cascade_over_http(admin: _JsonClient, say: Callable[[str], None]) -> dict:
+    """The default cascade (18 proxy runs, configs/cascade.yaml) as an async job, its progress read from the
+    server-sent events of GET /jobs/{id}/events as a dashboard would, then its prediction."""
+    from dmas.cascade.queue import progress_line
+
+    # the Serve replica holds a quarter of a CPU: half a CPU per run lets the runs share the rest
+    overrides = {"execution": {"cpus_per_run": 0.5}}
+    started = admin.call("POST", "/cascade?async=true", form={"overrides": json.dumps(overrides)})
+    say(f"serve: POST /cascade?async=true -> job {started['job_id'][:8]}…; following GET /jobs/{{id}}/events")
+    progress, end = 0, None
+    for event, data in admin.events(f"/jobs/{started['job_id']}/events"):
+        if event == "progress":
+            progress += 1
+            say(f"  event {data['seq']}: {progress_line(data)}")
+        elif event == "end":
+            end = data
+    if end is None or end["status"] != "succeeded":
+        raise RuntimeError(f"the demo's cascade did not succeed: {end}")
+    result = end["result"]
+    interval = result["interval"]
+    say(f"cascade: {result['runs']} proxy runs ({result['executor']}, {result['workers']} workers) in "
+        f"{result['seconds']:.0f} s (overhead share {result['overhead_share']}); full model of "
+        f"{result['full']['parameters']:,} parameters: predicted validation loss "
+        f"{result['predicted_validation_loss']:.3f} "
+        f"[{interval['lower']:.3f}, {interval['upper']:.3f}], fit {result['fit']['formula']}; risk "
+        f"{result['risk_score']}, unstable {result['unstable']}; {progress} progress events streamed; report sha256 "
+        f"{result['report_sha256'][:12]}…")
+    return {"job_id": started["job_id"], "runs": result["runs"], "seconds": result["seconds"],
+            "predicted_validation_loss": result["predicted_validation_loss"], "interval": interval,
+            "risk_score": result["risk_score"], "progress_events": progress, "report_sha256": result["report_sha256"]}
 
 
 def _score_the_present(client: _JsonClient, admin: _JsonClient, workdir: Path, say: Callable[[str], None]) -> dict:
@@ -215,18 +249,38 @@ class _JsonClient:
         self.base_url, self.key = base_url, key
 
     def call(self, method: str, path: str, body: dict | None = None, *,
-             upload: tuple[str, Path] | None = None) -> dict:
-        """Send a JSON body or one multipart file field; answer the JSON reply (an HTTP error keeps its body)."""
+             upload: tuple[str, Path] | None = None, form: dict | None = None) -> dict:
+        """Send a JSON body, form fields or one multipart file field; answer the JSON reply (an HTTP error
+        keeps its body)."""
         headers, data = {"x-api-key": self.key}, None
         if body is not None:
             headers["content-type"], data = "application/json", json.dumps(body).encode()
+        if form is not None:
+            headers["content-type"], data = "application/x-www-form-urlencoded", urllib.parse.urlencode(form).encode()
         if upload is not None:
             headers["content-type"], data = _multipart(*upload)
+        with self._open(method, path, data, headers) as response:
+            return json.load(response)
+
+    def events(self, path: str) -> Iterator[tuple[str, dict]]:
+        """(event, data) of a server-sent event stream until the server ends it (comments left out)."""
+        with self._open("GET", path, None, {"x-api-key": self.key, "accept": "text/event-stream"}) as response:
+            event, data = None, None
+            for raw in response:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    data = json.loads(line.removeprefix("data: "))
+                elif line == "" and event is not None:
+                    yield event, data
+                    event, data = None, None
+
+    def _open(self, method: str, path: str, data: bytes | None, headers: dict):
         request = urllib.request.Request(urllib.parse.urljoin(self.base_url, path), data=data, headers=headers,
                                          method=method)
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.load(response)
+            return urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as error:
             error.add_note(f"{method} {path} answered: {error.read()[:2000].decode(errors='replace')}")
             raise

@@ -136,7 +136,8 @@ def collapse_check(store: Store, settings: Settings, params: dict) -> dict:
 
 def cascade(store: Store, settings: Settings, params: dict, progress: Progress) -> dict:
     """A cascade (configs/cascade.yaml, `params["profile"]`, then `params["overrides"]`, whose data paths are
-    staged uploads, or the embedded corpus without any): its summary, report and timings. Each progress
+    staged uploads, or the embedded corpus without any; entity data is this store's): its summary, report and
+    timings. Each progress
     snapshot goes to `progress` and to the Ray metrics tagged `params["cascade_id"]`."""
     from dmas.cascade.config import load_cascade_config
     from dmas.cascade.metrics import exported_progress
@@ -144,7 +145,7 @@ def cascade(store: Store, settings: Settings, params: dict, progress: Progress) 
 
     config = load_cascade_config(profile=params.get("profile"), overrides=params.get("overrides"))
     outcome = run_cascade(config, on_progress=exported_progress(params["cascade_id"], progress),
-                          ray_settings=settings.ray)
+                          ray_settings=settings.ray, settings=settings)
     return {**summary(outcome), "report": outcome.report, "timings": outcome.timings}
 
 

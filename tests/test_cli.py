@@ -25,9 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 SERVE_REPLICA = "ray::ServeRepli"  # a replica's process name as /proc shows it (15 characters)
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _run(*args: str, cwd: Path, timeout_s: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "DMAS_RAY__INCLUDE_DASHBOARD": "false", "DMAS_RAY__NUM_CPUS": "2"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
+                          env=env)
 
 
 def dmas(*argv: str) -> tuple[int, object, str]:
@@ -260,7 +261,7 @@ WITHOUT_TEST_EXTRA = ("import runpy, sys; sys.modules.update(dict.fromkeys(['htt
 @pytest.mark.slow
 def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     result = _run("-c", WITHOUT_TEST_EXTRA, str(REPO / "jobs" / "demo.py"), "--entities", "60", "--workdir", "demo",
-                  "--store", "store", cwd=tmp_path)
+                  "--store", "store", cwd=tmp_path, timeout_s=900)  # the whole product, the 18-run cascade included
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ingest"]["events"]["failed_rows"] == 0
@@ -274,6 +275,10 @@ def test_main_job_runs_end_to_end_as_a_plain_script(tmp_path):
     assert live["probability_after"] != live["probability_before"] and live["receipt"] == "verified"
     assert 0 <= live["inline_probability"] <= 1
     assert summary["score"]["rows"] == 60 and summary["score"]["receipt"] == "verified"
+    cascade = summary["serve"]["cascade"]  # the default 18-run cascade as an HTTP job, its progress streamed
+    assert cascade["runs"] == 18 and cascade["progress_events"] >= 1
+    assert cascade["interval"]["lower"] <= cascade["predicted_validation_loss"] <= cascade["interval"]["upper"]
+    assert "POST /cascade?async=true" in result.stderr and "event 1: cascade:" in result.stderr
     checks = summary["collapse_check"]  # a clean and a collapsed candidate, both verdicts printed
     assert not checks["clean"]["collapse_detected"] and checks["collapsed"]["collapse_detected"]
     assert (tmp_path / checks["collapsed"]["html"]).is_file()

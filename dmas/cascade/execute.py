@@ -80,19 +80,27 @@ def _in_process(plan: list[dict], config: CascadeConfig, data: CascadeData,
         {"executor": "in_process", "workers": 1}
 
 
-def worker_count(config: CascadeConfig, runs: int, cluster: dict[str, float]) -> int:
-    """Concurrent runs: `execution.workers`, else what the cluster holds (GPUs, or CPUs / cpus_per_run)."""
+def worker_count(config: CascadeConfig, runs: int, free: dict[str, float]) -> int:
+    """Concurrent runs: `execution.workers`, else what the cluster has free now (GPUs, or CPUs / cpus_per_run).
+
+    Ray Train waits forever for workers it cannot place, so a cascade that cannot place even one says so
+    at once (a Serve replica or another job may hold part of a small machine's CPUs).
+    """
     execution = config.execution
     if execution.use_gpu:
-        gpus = int(cluster.get("GPU", 0))
+        gpus = int(free.get("GPU", 0))
         wanted = execution.workers or gpus
         if gpus < max(1, wanted):
-            # Ray Train waits forever for GPUs that are not there: say so now
             raise ConfigError(f"execution.use_gpu: the cascade asks for {max(1, wanted)} GPU(s), the cluster has "
-                              f"{gpus}; use the CPU profile (--profile cpu) or a machine with GPUs")
+                              f"{gpus} free; use the CPU profile (--profile cpu) or a machine with GPUs")
         return max(1, min(wanted, runs))
-    fit = max(1, math.floor(cluster.get("CPU", 1) / execution.cpus_per_run))
-    return max(1, min(execution.workers or fit, runs))
+    fit = math.floor(free.get("CPU", 0) / execution.cpus_per_run)
+    if fit < 1 or (execution.workers or 0) > fit:
+        raise ConfigError(f"execution: {execution.workers or 1} run(s) of cpus_per_run {execution.cpus_per_run} need "
+                          f"{(execution.workers or 1) * execution.cpus_per_run:g} CPUs, the cluster has "
+                          f"{free.get('CPU', 0):g} free; lower execution.cpus_per_run or workers, or use "
+                          "executor: in_process")
+    return min(execution.workers or fit, runs)
 
 
 def _with_ray_train(plan: list[dict], config: CascadeConfig, data: CascadeData, on_progress: ProgressSink,
@@ -102,7 +110,7 @@ def _with_ray_train(plan: list[dict], config: CascadeConfig, data: CascadeData, 
     from ray.train.torch import TorchTrainer
 
     ensure_ray(ray_settings)
-    workers = worker_count(config, len(plan), ray.cluster_resources())
+    workers = worker_count(config, len(plan), ray.available_resources())
     queue = ray.remote(num_cpus=0)(RunQueue).remote(plan)
     resources = {"CPU": config.execution.cpus_per_run, **({"GPU": 1} if config.execution.use_gpu else {})}
     with tempfile.TemporaryDirectory(prefix="dmas-cascade-") as storage:

@@ -1,7 +1,8 @@
 """POST /cascade: train the cascade's proxy tiers and predict the full model's loss, as a job.
 
 The sequence data is an uploaded table file (one document per row) or, without one, the embedded
-synthetic corpus; the config is the server's `configs/cascade.yaml`, a profile of it, and the
+synthetic corpus; `{"data": {"kind": "entities"}}` in the overrides runs it on the served store's
+entities instead; the config is the server's `configs/cascade.yaml`, a profile of it, and the
 client's `overrides` (any field but the data's file paths: a client never names files on the server). The config is
 checked before the job starts, so a bad field is a 422 at once, not a failed job. With `?async=true`
 the answer is the job id; `GET /jobs/{id}/events` streams its progress as server-sent events.
@@ -22,7 +23,9 @@ from serve.routes.jobs import RunAsync
 from serve.schemas import invalid
 
 router = APIRouter(tags=["cascade"])
-SERVER_FILES = frozenset({"path", "validation_path"})  # data fields that name files: set from uploads only
+# data fields that name files or stores on the server: paths come from uploads only, and the entity
+# kind ({"data": {"kind": "entities"}}) reads the server's own store
+SERVER_FILES = frozenset({"path", "validation_path", "store"})
 
 
 def _overrides(text: str | None, train_full: bool) -> dict:

@@ -104,6 +104,11 @@ def test_config_mistakes_are_422_naming_the_field_and_server_files_cannot_be_nam
     assert str(DEFAULT_CONFIG) not in bad.text, "the server's own paths stay on the server"
     path = client.post("/cascade", headers=admin, data={"overrides": json.dumps({"data": {"path": "/etc/passwd"}})})
     assert path.status_code == 422 and "data.path" in path.json()["problems"][0]["error"]
+    store = client.post("/cascade", headers=admin,
+                        data={"overrides": json.dumps({"data": {"kind": "entities", "store": "/var/other"}})})
+    assert store.status_code == 422 and "data.store" in store.json()["problems"][0]["error"]
+    entities = client.post("/cascade", headers=admin, data={"overrides": json.dumps({"data": {"kind": "entities"}})})
+    assert entities.status_code == 400 and "entities" in entities.json()["detail"], entities.text  # an empty store
     assert client.post("/cascade", headers=admin, data={"overrides": "[1"}).status_code == 422
     assert client.post("/cascade", headers=admin, data={"profile": "nope"}).status_code == 422
     assert client.post("/cascade", headers=service["viewer"]).status_code == 403

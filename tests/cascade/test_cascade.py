@@ -177,3 +177,13 @@ def test_asking_for_gpus_without_gpus_fails_at_once():
         worker_count(config, 10, {"CPU": 2.0})
     assert worker_count(load_cascade_config(), 10, {"CPU": 2.0}) == 2
     assert worker_count(load_cascade_config(), 1, {"CPU": 8.0}) == 1
+
+
+def test_a_cascade_that_cannot_place_its_workers_says_so_instead_of_waiting_for_ever():
+    config = load_cascade_config()
+    assert worker_count(config, 18, {"CPU": 1.75}) == 1, "a Serve replica holds a quarter CPU: one run at a time"
+    with pytest.raises(ConfigError, match="the cluster has 0.75 free"):
+        worker_count(config, 18, {"CPU": 0.75})
+    with pytest.raises(ConfigError, match="3 run"):
+        worker_count(load_cascade_config(overrides={"execution": {"workers": 3}}), 18, {"CPU": 2.0})
+    assert worker_count(load_cascade_config(overrides={"execution": {"cpus_per_run": 0.5}}), 18, {"CPU": 1.75}) == 3
