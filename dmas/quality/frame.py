@@ -82,8 +82,8 @@ class QualityFrame:
 
         Columns are gathered when first read (`RowsOf`): a null draw's frame whose dimension reads a
         few columns, or only a subsample of it, copies only what is read. A take of more than CHUNK_ROWS
-        rows keeps neither its gathered columns nor its sorts: a dimension reads each column of a null
-        draw about once, and a million-row draw would otherwise hold a copy of every column it read."""
+        rows does not keep its sorts (`present_sorted`): a dimension sorts each column of a null draw
+        once, and a million-row draw would otherwise hold a sorted copy of every column beside it."""
         return QualityFrame(self.kinds, RowsOf.of(self.values, rows), self.levels, self.target, self.order)
 
     def present_sorted(self, name: str) -> np.ndarray:
@@ -95,7 +95,7 @@ class QualityFrame:
             found.setflags(write=False)
             return found
 
-        if isinstance(self.values, RowsOf) and not self.values.keeps:
+        if isinstance(self.values, RowsOf) and self.values.n_rows > CHUNK_ROWS:
             return finite_sorted()
         return self.derived(f"sorted:{name}", finite_sorted)
 
@@ -117,10 +117,14 @@ class QualityFrame:
         return np.column_stack([self._as_floats(name, self.values[name]) for name in names])
 
     def column_rows(self, name: str, rows: slice) -> np.ndarray:
-        """`values[name][rows]`; a take's column is not gathered whole for it (only these rows are)."""
-        if isinstance(self.values, RowsOf):
-            return self.values.column_rows(name, rows)
+        """`values[name][rows]` (a take gathers the column once and slices it on every later pass)."""
         return self.values[name][rows]
+
+    def read_once(self, name: str) -> np.ndarray:
+        """`values[name]` for a statistic that reads the column once: a take gathers it without keeping it."""
+        if isinstance(self.values, RowsOf):
+            return self.values.gather(name)
+        return self.values[name]
 
     def row_blocks(self, names: list[str], size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
         """`matrix(names)` in blocks of `size` consecutive rows, each gathered when reached: statistics that
@@ -161,9 +165,7 @@ class RowsOf(Mapping):
     """Columns of `base` at `rows`, each gathered on first access and kept (read-only mapping).
 
     A take of a take composes the row numbers on the original columns, so a subsample of a null draw
-    gathers its rows once; the values are those `base[name][rows]` would give, whichever path. A take of
-    more than CHUNK_ROWS rows gathers on every read and keeps nothing (`keeps`): bounded memory for the
-    null draws of a big table, whose dimensions read each column about once.
+    gathers its rows once; the values are those `base[name][rows]` would give, whichever path.
     """
 
     def __init__(self, base: Mapping[str, np.ndarray], rows: np.ndarray):
@@ -184,23 +186,16 @@ class RowsOf(Mapping):
     def n_rows(self) -> int:
         return len(self.rows)
 
-    @property
-    def keeps(self) -> bool:
-        """Whether gathered columns (and the frame's sorts of them) are kept: only for CHUNK_ROWS rows or fewer."""
-        return len(self.rows) <= CHUNK_ROWS
-
     def __getitem__(self, name: str) -> np.ndarray:
         gathered = self._gathered.get(name)
         if gathered is None:
-            gathered = self.base[name][self.rows]
-            if self.keeps:
-                self._gathered[name] = gathered
+            gathered = self._gathered[name] = self.base[name][self.rows]
         return gathered
 
-    def column_rows(self, name: str, rows: slice) -> np.ndarray:
-        """`self[name][rows]`, from the gathered column when there is one, else gathering only those rows."""
+    def gather(self, name: str) -> np.ndarray:
+        """`self[name]` without keeping it (the gathered column when there is one)."""
         gathered = self._gathered.get(name)
-        return gathered[rows] if gathered is not None else self.base[name][self.rows[rows]]
+        return gathered if gathered is not None else self.base[name][self.rows]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.base)

@@ -96,7 +96,7 @@ def power_spectrum(values: np.ndarray) -> np.ndarray:
 def _spectra(reference: QualityFrame, candidate: QualityFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{column: (reference spectrum, candidate spectrum)} for every continuous column but the order column."""
     reference, candidate = reference.ordered(), candidate.ordered()
-    return {name: (power_spectrum(reference.values[name]), power_spectrum(candidate.values[name]))
+    return {name: (power_spectrum(reference.read_once(name)), power_spectrum(candidate.read_once(name)))
             for name in reference.continuous() if name != reference.order}
 
 

@@ -200,7 +200,6 @@ def test_statistics_stream_in_blocks_with_the_numbers_of_one_pass(monkeypatch):
     names = ["bimodal", "level", "x"]
     assert np.array_equal(np.vstack(list(taken.row_blocks(names, 700))), reference.matrix(names)[rows],
                           equal_nan=True)
-    assert not taken.values._gathered  # blocks gathered only their rows, not whole columns
 
     def run() -> tuple[list, dict]:
         statistics = EntropyStability().statistics(reference, candidate, CONTEXT)
