@@ -127,9 +127,10 @@ class QualityFrame:
         return self.values[name]
 
     def row_blocks(self, names: list[str], size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
-        """`matrix(names)` in blocks of `size` consecutive rows, each gathered when reached: statistics that
-        accumulate over rows (co-moments, contingency counts) hold one block at a time, never [n, k]. A
-        table of at most `size` rows (none included) is one block, the very array `matrix(names)` gives."""
+        """`matrix(names)` in blocks of `size` consecutive rows, each stacked when reached: statistics that
+        accumulate over rows (co-moments, contingency counts) hold one block at a time, never [n, k] (a
+        take's columns are gathered once, as any read of them is). A table of at most `size` rows (none
+        included) is one block, the very array `matrix(names)` gives."""
         for start in range(0, max(self.n_rows, 1), size):
             rows = slice(start, min(start + size, self.n_rows))
             if not names:
