@@ -146,3 +146,44 @@ def test_bad_metrics_and_sizes_are_refused():
         fit_scaling_law([])
     with pytest.raises(ScalingFitError, match="full size must be positive"):
         predict_full_size(runs, 0, 10, DRAWS)
+
+
+def bent(n: float, d: float, k: float = 0.04) -> float:
+    """The law, but past 1e13 compute the loss falls more slowly than any power law of its form can bend."""
+    return law(n, d) * (1 + k * max(0.0, np.log(n * d) - np.log(1e13)))
+
+
+def test_the_backtest_finds_no_error_in_an_exact_law_and_leaves_the_interval_as_the_bootstrap_drew_it():
+    prediction = predict_full_size(grid(), *FULL, DRAWS)
+    backtest = prediction.backtest
+    assert backtest is not None and len(backtest.held_out) == 3  # 17% of 18 runs, those of most compute
+    assert {(r.parameters, r.rows_seen) for r in backtest.held_out} == {(30_000_000, 16_000_000),
+                                                                        (30_000_000, 4_000_000),
+                                                                        (10_000_000, 16_000_000)}
+    assert backtest.max_abs_log_error < 1e-6
+    assert backtest.distance_ratio == pytest.approx(2.0)  # the full size lies 100x beyond, the held-out 10x
+    assert (prediction.lower, prediction.upper) == pytest.approx((prediction.bootstrap_lower,
+                                                                  prediction.bootstrap_upper), rel=1e-6)
+
+
+def test_runs_that_bend_away_from_the_law_widen_the_interval_by_what_the_backtest_missed():
+    errors = []
+    for k in (0.02, 0.04):
+        runs = [ProxyPoint(n, d, bent(n, d, k)) for n in SIZES for d in ROWS]
+        prediction = predict_full_size(runs, *FULL, DRAWS)
+        backtest = prediction.backtest
+        errors.append(backtest.max_abs_log_error)
+        assert backtest.half_width_log == pytest.approx(backtest.max_abs_log_error * backtest.distance_ratio)
+        reach = prediction.predicted * np.exp([-backtest.half_width_log, backtest.half_width_log])
+        assert prediction.lower <= min(prediction.bootstrap_lower, reach[0])
+        assert prediction.upper >= max(prediction.bootstrap_upper, reach[1])
+        assert prediction.covers(bent(*FULL, k))
+        assert prediction.to_dict()["interval"]["method"].endswith("widened by the backtest's extrapolation error")
+    assert errors[0] > 0.01 and errors[1] > 1.5 * errors[0], "a stronger bend must show as a larger backtest error"
+
+
+def test_without_a_backtest_the_interval_is_the_bootstrap_alone():
+    prediction = predict_full_size(grid(noise=0.005), *FULL, DRAWS.model_copy(update={"backtest_share": 0}))
+    assert prediction.backtest is None and prediction.to_dict()["backtest"] is None
+    assert (prediction.lower, prediction.upper) == (prediction.bootstrap_lower, prediction.bootstrap_upper)
+    assert not any("no backtest" in note for note in prediction.notes)
