@@ -71,21 +71,14 @@ def candidate_makers() -> dict[str, Callable[[list[str]], list[str]]]:
 
 
 def run_candidate(name: str, documents: list[str], validation: Path, folder: Path, args) -> dict:
-    from dmas.cascade.config import load_cascade_config, merged
-    from dmas.cascade.run import run_cascade, summary
-    from dmas.runtime import RaySettings
+    from cascade_with_truth import cascade_with_truth
 
-    path = folder / f"{name}.parquet"
-    pd.DataFrame({"text": documents}).to_parquet(path, index=False)
-    overrides = merged({"data": {"path": str(path), "validation_path": str(validation)}, "full": {"train": True}},
+    from dmas.cascade.config import merged
+
+    overrides = merged({"data": {"validation_path": str(validation)}},
                        json.loads(args.overrides) if args.overrides else {})
-    if args.executor:
-        overrides = merged(overrides, {"execution": {"executor": args.executor}})
-    config = load_cascade_config(profile=args.profile, overrides=overrides)
-    started = time.perf_counter()
-    outcome = run_cascade(config, ray_settings=RaySettings(include_dashboard=False))
-    seconds = time.perf_counter() - started
-    report, brief = outcome.report, summary(outcome)
+    report, brief, seconds = cascade_with_truth(name, documents, folder, profile=args.profile,
+                                                executor=args.executor, overrides=overrides)
     tiers = report["tiers"]
     interval = brief["interval"] or {}
     truth = report["truth"]
@@ -101,7 +94,7 @@ def run_candidate(name: str, documents: list[str], validation: Path, folder: Pat
             "largest_proxy_tier_best": tiers[-1]["best_validation_loss"],
             "r2_log": (brief["fit"] or {}).get("r2_log"), "risk_score": report["risk_score"],
             "report_sha256": brief["report_sha256"], "seconds": round(seconds, 1),
-            "executor": outcome.timings.get("executor"), "workers": outcome.timings.get("workers")}
+            "executor": brief["executor"], "workers": brief["workers"]}
 
 
 def ranks(values: dict[str, float | None]) -> dict[str, int | None]:

@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -72,20 +71,9 @@ def stdlib_documents(max_bytes: int, seed: int = 0) -> tuple[list[str], str]:
 
 
 def run_corpus(name: str, documents: list[str], where: str, folder: Path, args) -> dict:
-    from dmas.cascade.config import load_cascade_config, merged
-    from dmas.cascade.run import run_cascade, summary
-    from dmas.runtime import RaySettings
+    from cascade_with_truth import cascade_with_truth
 
-    path = folder / f"{name}.parquet"
-    pd.DataFrame({"text": documents}).to_parquet(path, index=False)
-    overrides = {"data": {"path": str(path)}, "full": {"train": True}}
-    if args.executor:
-        overrides = merged(overrides, {"execution": {"executor": args.executor}})
-    config = load_cascade_config(profile=args.profile, overrides=overrides)
-    started = time.perf_counter()
-    outcome = run_cascade(config, ray_settings=RaySettings(include_dashboard=False))
-    seconds = time.perf_counter() - started
-    report, brief = outcome.report, summary(outcome)
+    report, brief, seconds = cascade_with_truth(name, documents, folder, profile=args.profile, executor=args.executor)
     truth, interval = report["truth"], brief["interval"] or {}
     largest = min((run for run in report["runs"] if run["parameters"] == max(r["parameters"] for r in report["runs"])),
                   key=lambda run: run["validation_loss"])
@@ -100,7 +88,7 @@ def run_corpus(name: str, documents: list[str], where: str, folder: Path, args) 
                               "relative_error": round((largest["validation_loss"] - actual) / actual, 6)},
             "fit": brief["fit"], "risk_score": report["risk_score"], "full": report["full"],
             "report_sha256": brief["report_sha256"], "seconds": round(seconds, 1),
-            "executor": outcome.timings.get("executor"), "workers": outcome.timings.get("workers")}
+            "executor": brief["executor"], "workers": brief["workers"]}
 
 
 def main() -> None:
