@@ -1,7 +1,7 @@
 r"""Benchmark: does the cascade rank candidate datasets the way their full models rank? (issue 13)
 
     flock /tmp/dmas-cpu.lock timeout 1800 .venv/bin/python tests/bench/bench_cascade_decision.py \
-        [--profile NAME] [--overrides JSON] [--only clean,noise_05] [--executor in_process]
+        [--profile NAME] [--overrides JSON] [--only clean,noise_05] [--executor in_process] [--keep DIR]
 
 From one source corpus (the embedded synthetic corpus's first 1,200 documents, the default cascade's
 data) `dmas.cascade.candidates` builds eight candidate training sets of known quality: the clean
@@ -78,7 +78,8 @@ def run_candidate(name: str, documents: list[str], validation: Path, folder: Pat
     overrides = merged({"data": {"validation_path": str(validation)}},
                        json.loads(args.overrides) if args.overrides else {})
     report, brief, seconds = cascade_with_truth(name, documents, folder, profile=args.profile,
-                                                executor=args.executor, overrides=overrides)
+                                                executor=args.executor, overrides=overrides,
+                                                keep=Path(args.keep) if args.keep else None)
     tiers = report["tiers"]
     interval = brief["interval"] or {}
     truth = report["truth"]
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--profile", help="a profile of configs/cascade.yaml (default: none, the CPU cascade)")
     parser.add_argument("--overrides", help="JSON object merged over the config (trying the script out)")
     parser.add_argument("--only", help="comma-separated candidates (default: all eight)")
+    parser.add_argument("--keep", help="folder to keep each cascade's report in (to refit its runs later)")
     parser.add_argument("--executor", choices=("ray_train", "in_process"), help="default: the config's")
     args = parser.parse_args()
 

@@ -1,7 +1,7 @@
 r"""Benchmark: the cascade's prediction against the trained full model, on real text a user would bring (issue 13).
 
     flock /tmp/dmas-cpu.lock timeout 1800 .venv/bin/python tests/bench/bench_cascade_truth.py \
-        [--corpora licenses,stdlib] [--stdlib-bytes 500000] [--profile NAME] [--executor in_process]
+        [--corpora licenses,stdlib] [--stdlib-bytes 500000] [--profile NAME] [--executor in_process] [--keep DIR]
 
 Two corpora present offline on any machine with this Python, each written to a Parquet table with a
 `text` column, one document per file, and run the way `dmas cascade --data FILE --train-full` runs
@@ -73,7 +73,8 @@ def stdlib_documents(max_bytes: int, seed: int = 0) -> tuple[list[str], str]:
 def run_corpus(name: str, documents: list[str], where: str, folder: Path, args) -> dict:
     from cascade_with_truth import cascade_with_truth
 
-    report, brief, seconds = cascade_with_truth(name, documents, folder, profile=args.profile, executor=args.executor)
+    report, brief, seconds = cascade_with_truth(name, documents, folder, profile=args.profile, executor=args.executor,
+                                                keep=Path(args.keep) if args.keep else None)
     truth, interval = report["truth"], brief["interval"] or {}
     largest = min((run for run in report["runs"] if run["parameters"] == max(r["parameters"] for r in report["runs"])),
                   key=lambda run: run["validation_loss"])
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--corpora", default="licenses,stdlib", help="comma-separated: licenses, stdlib")
     parser.add_argument("--stdlib-bytes", type=int, default=500_000, help="cap on the stdlib corpus (0: all)")
     parser.add_argument("--profile", help="a profile of configs/cascade.yaml (default: none, the CPU cascade)")
+    parser.add_argument("--keep", help="folder to keep each cascade's report in (to refit its runs later)")
     parser.add_argument("--executor", choices=("ray_train", "in_process"), help="default: the config's")
     args = parser.parse_args()
     loaders = {"licenses": licenses_documents, "stdlib": lambda: stdlib_documents(args.stdlib_bytes)}

@@ -13,10 +13,13 @@ import pandas as pd
 
 
 def cascade_with_truth(name: str, documents: list[str], folder: Path, *, profile: str | None,
-                       executor: str | None, overrides: dict | None = None) -> tuple[dict, dict, float]:
-    """(report, summary, seconds) of the cascade of `configs/cascade.yaml` (`profile`, then `overrides`)."""
+                       executor: str | None, overrides: dict | None = None,
+                       keep: Path | None = None) -> tuple[dict, dict, float]:
+    """(report, summary, seconds) of the cascade of `configs/cascade.yaml` (`profile`, then `overrides`);
+    with `keep`, its report and timings are also written to `keep/<name>/` (to refit the runs later
+    without training them again)."""
     from dmas.cascade.config import load_cascade_config, merged
-    from dmas.cascade.run import run_cascade, summary
+    from dmas.cascade.run import run_cascade, summary, write_outcome
     from dmas.runtime import RaySettings
 
     path = folder / f"{name}.parquet"
@@ -27,4 +30,7 @@ def cascade_with_truth(name: str, documents: list[str], folder: Path, *, profile
     config = load_cascade_config(profile=profile, overrides=changes)
     started = time.perf_counter()
     outcome = run_cascade(config, ray_settings=RaySettings(include_dashboard=False))
-    return outcome.report, summary(outcome), time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if keep is not None:
+        write_outcome(outcome, keep / name)
+    return outcome.report, summary(outcome), seconds
