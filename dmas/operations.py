@@ -135,10 +135,10 @@ def collapse_check(store: Store, settings: Settings, params: dict) -> dict:
 
 
 def cascade(store: Store, settings: Settings, params: dict, progress: Progress) -> dict:
-    """A cascade (configs/cascade.yaml, `params["profile"]`, then `params["overrides"]`, whose data paths are
-    staged uploads, or the embedded corpus without any; entity data is this store's): its summary, report and
-    timings. Each progress
-    snapshot goes to `progress` and to the Ray metrics tagged `params["cascade_id"]`."""
+    """A cascade (configs/cascade.yaml, `params["profile"]`, then `params["overrides"]`): its summary, report
+    and timings. Sequence data comes from the staged uploads the overrides name (else the embedded corpus),
+    entity data from this store. Each progress snapshot goes to `progress` and to the Ray metrics tagged
+    `params["cascade_id"]`."""
     from dmas.cascade.config import load_cascade_config
     from dmas.cascade.metrics import exported_progress
     from dmas.cascade.run import run_cascade, summary
