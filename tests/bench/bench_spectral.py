@@ -10,7 +10,9 @@ model and input already built). Blocks, all pre-LayerNorm with a 4x feed-forward
     eigenstate      dmas EigenstateBlock (Temporal Eigenstate layer, FFT convolution)
     attention       torch nn.MultiheadAttention (need_weights=False: scaled_dot_product_attention,
                     a fused kernel that never holds the L x L weights)
-    attention_dmas  the event encoder's SelfAttentionBlock (materialises [B, H, L, L] scores)
+    attention_dmas  the event encoder's SelfAttentionBlock (scaled_dot_product_attention with a padding
+                    bias since ccc932e; its skip below still budgets [B, H, L, L] scores, as the block
+                    held before: not re-measured since)
 
 A case whose projected time or memory is too large is skipped, with the reason in the output.
 Prints a table on stderr and one JSON line on stdout:
