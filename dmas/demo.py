@@ -174,13 +174,16 @@ def _cascade_over_http(admin: _JsonClient, say: Callable[[str], None]) -> dict:
     overrides = {"execution": {"cpus_per_run": 0.5}}
     started = admin.call("POST", "/cascade?async=true", form={"overrides": json.dumps(overrides)})
     say(f"serve: POST /cascade?async=true -> job {started['job_id'][:8]}…; following GET /jobs/{{id}}/events")
-    progress, end = 0, None
-    for event, data in admin.events(f"/jobs/{started['job_id']}/events"):
-        if event == "progress":
-            progress += 1
-            say(f"  event {data['seq']}: {progress_line(data)}")
-        elif event == "end":
-            end = data
+    progress, end, seen = 0, None, 0
+    for _ in range(5):  # a stream cut before its end is resumed after the last event seen, as EventSource does
+        for event, data in admin.events(f"/jobs/{started['job_id']}/events", last_event_id=seen):
+            if event == "progress":
+                progress, seen = progress + 1, data["seq"]
+                say(f"  event {data['seq']}: {progress_line(data)}")
+            elif event == "end":
+                end = data
+        if end is not None:
+            break
     if end is None or end["status"] != "succeeded":
         raise RuntimeError(f"the demo's cascade did not succeed: {end}")
     result = end["result"]
@@ -262,9 +265,10 @@ class _JsonClient:
         with self._open(method, path, data, headers) as response:
             return json.load(response)
 
-    def events(self, path: str) -> Iterator[tuple[str, dict]]:
-        """(event, data) of a server-sent event stream until the server ends it (comments left out)."""
-        with self._open("GET", path, None, {"x-api-key": self.key, "accept": "text/event-stream"}) as response:
+    def events(self, path: str, last_event_id: int = 0) -> Iterator[tuple[str, dict]]:
+        """(event, data) of a server-sent event stream after `last_event_id`, until the server ends it."""
+        headers = {"x-api-key": self.key, "accept": "text/event-stream", "last-event-id": str(last_event_id)}
+        with self._open("GET", path, None, headers) as response:
             event, data = None, None
             for raw in response:
                 line = raw.decode().rstrip("\r\n")
